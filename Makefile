@@ -1,0 +1,44 @@
+# Two commands do everything: `make run` (execute the notebooks) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NB     ?=
+FAST   ?=
+
+.PHONY: help install run test lint bench lab clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install requirements and helpers
+
+run: $(STAMP)  ## execute notebooks (NB=05 for one, FAST=1 for fast mode) and print their numbers
+	$(PYTHON) -m helpers.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast)
+
+lint: $(STAMP)  ## ruff over code and notebooks
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint  ## ruff, unit tests, and every notebook in fast mode under nbval
+	NOTEBOOK_FAST=1 $(PYTHON) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--durations=15
+
+bench: $(STAMP)  ## run the benchmarks in benchmarks/
+	@shopt -s nullglob; files=(benchmarks/bench_*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "No benchmarks yet."; fi; \
+	for f in "$${files[@]}"; do echo "--> $$f"; $(PYTHON) $$f || exit 1; done
+
+lab: $(STAMP)  ## start JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:  ## remove build outputs (keeps .venv and data/)
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,124 @@
+"""Builders for MLP and convolutional encoders and decoders (functional ``keras.Model``s).
+
+Encoders built with ``variational=True`` output ``[z_mean, z_log_var]`` for ``models.VAE``;
+with ``variational=False`` they output one code ``z`` for ``models.Autoencoder``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from helpers.checks import check_positive_int
+
+
+def _check_shape(shape, name):
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not shape:
+        raise ValueError(f"{name} must be a non-empty shape, got {shape!r}")
+    for dim in shape:
+        check_positive_int(dim, name)
+    return shape
+
+
+def _check_widths(widths, name):
+    widths = tuple(widths)
+    for w in widths:
+        check_positive_int(w, name)
+    return widths
+
+
+def _check_dropout(dropout):
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+def _latent_head(h, latent_dim, variational):
+    if variational:
+        return [layers.Dense(latent_dim, name="z_mean")(h),
+                layers.Dense(latent_dim, name="z_log_var")(h)]
+    return layers.Dense(latent_dim, name="z")(h)
+
+
+def mlp_encoder(input_shape, latent_dim, hidden=(256,), activation="relu", dropout=0.0,
+                variational=True, name="encoder") -> keras.Model:
+    """Flatten -> Dense(hidden...) -> latent head."""
+    input_shape = _check_shape(input_shape, "input_shape")
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    hidden, dropout = _check_widths(hidden, "hidden"), _check_dropout(dropout)
+    inputs = keras.Input(shape=input_shape)
+    h = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+    for width in hidden:
+        h = layers.Dense(width, activation=activation)(h)
+        if dropout:
+            h = layers.Dropout(dropout)(h)
+    return keras.Model(inputs, _latent_head(h, latent_dim, variational), name=name)
+
+
+def mlp_decoder(latent_dim, output_shape, hidden=(256,), activation="relu", dropout=0.0,
+                output_activation="sigmoid", name="decoder") -> keras.Model:
+    """Dense(hidden in reverse order...) -> Dense(prod(output_shape)) -> reshape.
+
+    ``hidden`` is given in encoder order, so the same tuple builds a mirrored pair.
+    """
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    output_shape = _check_shape(output_shape, "output_shape")
+    hidden, dropout = _check_widths(hidden, "hidden"), _check_dropout(dropout)
+    inputs = keras.Input(shape=(latent_dim,))
+    h = inputs
+    for width in reversed(hidden):
+        h = layers.Dense(width, activation=activation)(h)
+        if dropout:
+            h = layers.Dropout(dropout)(h)
+    outputs = layers.Dense(math.prod(output_shape), activation=output_activation)(h)
+    if len(output_shape) > 1:
+        outputs = layers.Reshape(output_shape)(outputs)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def conv_encoder(input_shape, latent_dim, filters=(32, 64), kernel_size=3, dense=128,
+                 activation="relu", variational=True, name="encoder") -> keras.Model:
+    """Stride-2 Conv2D per entry of ``filters`` -> Flatten -> Dense(dense) -> latent head."""
+    input_shape = _check_shape(input_shape, "input_shape")
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    filters = _check_widths(filters, "filters")
+    inputs = keras.Input(shape=input_shape)
+    h = inputs
+    for f in filters:
+        h = layers.Conv2D(f, kernel_size, strides=2, padding="same", activation=activation)(h)
+    h = layers.Flatten()(h)
+    if dense:
+        h = layers.Dense(check_positive_int(dense, "dense"), activation=activation)(h)
+    return keras.Model(inputs, _latent_head(h, latent_dim, variational), name=name)
+
+
+def conv_decoder(latent_dim, output_shape, filters=(64, 32), kernel_size=3, dense=128,
+                 activation="relu", output_activation="sigmoid", name="decoder") -> keras.Model:
+    """Dense -> reshape to (H / 2^k, W / 2^k, filters[0]) -> k stride-2 Conv2DTranspose ->
+    Conv2D to the output channels. H and W must be divisible by 2^k, k = len(filters)."""
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    output_shape = _check_shape(output_shape, "output_shape")
+    if len(output_shape) != 3:
+        raise ValueError(f"output_shape must be (height, width, channels), got {output_shape}")
+    filters = _check_widths(filters, "filters")
+    scale = 2 ** len(filters)
+    height, width, channels = output_shape
+    if height % scale or width % scale:
+        raise ValueError(f"output_shape height and width must be divisible by {scale} "
+                         f"(2 ** len(filters)), got {output_shape}")
+    inputs = keras.Input(shape=(latent_dim,))
+    h = inputs
+    if dense:
+        h = layers.Dense(check_positive_int(dense, "dense"), activation=activation)(h)
+    h = layers.Dense((height // scale) * (width // scale) * filters[0], activation=activation)(h)
+    h = layers.Reshape((height // scale, width // scale, filters[0]))(h)
+    for f in filters:
+        h = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same",
+                                   activation=activation)(h)
+    outputs = layers.Conv2D(channels, kernel_size, padding="same", activation=output_activation)(h)
+    return keras.Model(inputs, outputs, name=name)

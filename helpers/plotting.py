@@ -1,0 +1,132 @@
+"""Plots shared by the notebooks: image grids, latent scatters, decoded latent manifolds,
+training curves, and the Plotly renderer that keeps figures in executed notebooks."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.stats import norm
+
+from helpers.checks import as_finite_array, check_positive_int
+
+SPACINGS = ("linear", "inverse_cdf")
+
+
+def image_grid(images, ncols: int = 10, image_shape=None, titles=None, cmap="gray_r",
+               vmin=0.0, vmax=1.0, scale: float = 1.0, suptitle=None):
+    """Show images (n, h, w) or flat (n, h*w) with ``image_shape`` in a grid; return the figure."""
+    images = as_finite_array(images, "images")
+    if image_shape is not None:
+        images = images.reshape(len(images), *image_shape)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n, h, w) or come with image_shape, "
+                         f"got {images.shape}")
+    ncols = min(check_positive_int(ncols, "ncols"), len(images))
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax)
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def latent_scatter(z, labels=None, ax=None, dims=(0, 1), cmap="tab10", s=4, alpha=0.7,
+                   label_name="label"):
+    """Scatter two latent coordinates, coloured by ``labels``; return the axes."""
+    z = as_finite_array(z, "z", ndim=2)
+    if max(dims) >= z.shape[1]:
+        raise ValueError(f"dims {dims} out of range for z with {z.shape[1]} columns")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter(z[:, dims[0]], z[:, dims[1]], c=labels, cmap=cmap, s=s, alpha=alpha)
+    if labels is not None:
+        bar = ax.figure.colorbar(points, ax=ax)
+        bar.set_label(label_name)
+    ax.set_xlabel(f"$z_{dims[0] + 1}$")
+    ax.set_ylabel(f"$z_{dims[1] + 1}$")
+    return ax
+
+
+def latent_grid(n: int, spacing: str = "inverse_cdf", quantiles=(0.05, 0.95),
+                limits=(-3.0, 3.0)) -> np.ndarray:
+    """``n`` latent coordinates along one axis: evenly spaced in ``limits`` ("linear"), or
+    standard-normal quantiles evenly spaced in ``quantiles`` ("inverse_cdf"), so each cell
+    holds equal prior mass."""
+    n = check_positive_int(n, "n")
+    if spacing == "linear":
+        return np.linspace(*limits, n)
+    if spacing == "inverse_cdf":
+        lo, hi = quantiles
+        if not 0.0 < lo < hi < 1.0:
+            raise ValueError(f"quantiles must satisfy 0 < lo < hi < 1, got {quantiles}")
+        return norm.ppf(np.linspace(lo, hi, n))
+    raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+
+
+def latent_manifold(decode, n: int = 15, spacing: str = "inverse_cdf", image_shape=(28, 28),
+                    ax=None, cmap="gray_r", **grid_kwargs):
+    """Decode an n x n grid of a 2-D latent space into one mosaic image and show it.
+
+    ``decode`` maps (m, 2) latent points to (m, h*w) images. Up in the mosaic is up in
+    z_2 and right is right in z_1, so it lines up with a latent scatter. Returns the axes.
+    """
+    coords = latent_grid(n, spacing, **grid_kwargs)
+    z1, z2 = np.meshgrid(coords, coords[::-1])  # first row holds the largest z_2
+    z = np.column_stack([z1.ravel(), z2.ravel()]).astype(np.float32)
+    h, w = image_shape
+    tiles = np.asarray(decode(z)).reshape(n, n, h, w)
+    mosaic = tiles.transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 8))
+    extent = (coords[0], coords[-1], coords[0], coords[-1])
+    ax.imshow(mosaic, cmap=cmap, extent=extent if spacing == "linear" else None)
+    if spacing == "linear":
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+    else:
+        labels = [f"{round(c, 1) + 0.0:.1f}" for c in coords]  # + 0.0 turns -0.0 into 0.0
+        ax.set_xticks((np.arange(n) + 0.5) * w, labels, fontsize=7)
+        ax.set_yticks((np.arange(n) + 0.5) * h, labels[::-1], fontsize=7)
+        ax.set_xlabel("$z_1$ (standard-normal quantiles)")
+        ax.set_ylabel("$z_2$")
+    return ax
+
+
+def plot_history(history, keys=None, logy=False):
+    """One panel per training metric (train and, where present, validation); return figure."""
+    history = getattr(history, "history", history)
+    keys = keys or [k for k in history if not k.startswith("val_")]
+    missing = [k for k in keys if k not in history]
+    if missing:
+        raise ValueError(f"keys {missing} not in history (has {sorted(history)})")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=True):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        if logy:
+            ax.set_yscale("log")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def use_embedded_plotly() -> str:
+    """Make Plotly figures carry their own data and plotly.js, so they show in JupyterLab,
+    in notebooks executed by nbclient or papermill, and in their HTML export, offline."""
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"
+    return pio.renderers.default

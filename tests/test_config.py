@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from helpers import config
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", True), ("true", True), ("YES", True), ("on", True),
+    ("0", False), ("", False), ("false", False), ("no", False), ("off", False)])
+def test_fast_mode_reads_the_variable(monkeypatch, value, expected):
+    monkeypatch.setenv("NOTEBOOK_FAST", value)
+    assert config.fast_mode() is expected
+
+
+def test_fast_mode_off_when_unset(monkeypatch):
+    monkeypatch.delenv("NOTEBOOK_FAST", raising=False)
+    assert config.fast_mode() is False
+
+
+def test_dirs_follow_overrides_and_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENERATIVE_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("GENERATIVE_BUILD_DIR", str(tmp_path / "b"))
+    assert config.data_dir("models") == tmp_path / "d" / "models"
+    assert (tmp_path / "d" / "models").is_dir()
+    assert config.build_dir("metrics") == tmp_path / "b" / "metrics"
+
+
+def test_default_dirs_are_inside_the_repository(monkeypatch):
+    monkeypatch.delenv("GENERATIVE_DATA_DIR")
+    assert config.data_dir() == config.REPO_ROOT / "data"
+    assert (config.REPO_ROOT / "pyproject.toml").exists()
+
+
+def test_same_seed_gives_same_numbers():
+    import keras
+
+    def draw():
+        config.set_seed(123)
+        layer = keras.layers.Dense(3)
+        layer.build((None, 4))
+        # set_seed also seeds NumPy's legacy global generator, used by older code
+        return (np.random.rand(3), keras.random.normal((3,)).numpy(),  # noqa: NPY002
+                layer.kernel.numpy())
+
+    first, second = draw(), draw()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    config.set_seed(124)
+    assert not np.array_equal(np.random.rand(3), first[0])  # noqa: NPY002
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True, None])
+def test_set_seed_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        config.set_seed(seed)

@@ -1,0 +1,120 @@
+import socket
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import mnist
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """Block every outgoing connection and hide any Keras cache."""
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+
+
+def _check_subset(data):
+    assert data.source == mnist.SUBSET_SOURCE
+    assert data.x_train.shape == (4000, 28, 28) and data.x_test.shape == (1000, 28, 28)
+    assert data.x_train.dtype == data.y_train.dtype == np.uint8  # as keras.datasets gives
+    np.testing.assert_array_equal(np.bincount(data.y_train), np.full(10, 400))
+    np.testing.assert_array_equal(np.bincount(data.y_test), np.full(10, 100))
+
+
+def test_falls_back_to_the_bundled_digits_when_the_network_is_blocked(no_network):
+    with pytest.warns(UserWarning, match="not reachable.*5,000 real MNIST digits"):
+        data = mnist.load_mnist()
+    _check_subset(data)
+
+
+def test_offline_variable_skips_the_network(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the network must not be tried when MNIST_OFFLINE=1")
+
+    monkeypatch.setattr(mnist, "_reachable", fail)
+    monkeypatch.setattr(mnist, "_load_keras", fail)
+    monkeypatch.setenv("MNIST_OFFLINE", "1")
+    with pytest.warns(UserWarning, match="MNIST_OFFLINE"):
+        _check_subset(mnist.load_mnist())
+
+
+def test_a_failing_download_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(mnist, "_reachable", lambda *a, **k: True)
+
+    def broken():
+        raise TimeoutError("stalled")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", broken)
+    with pytest.warns(UserWarning, match="TimeoutError"):
+        assert mnist.load_mnist().source == mnist.SUBSET_SOURCE
+
+
+def test_download_runs_under_a_socket_timeout(monkeypatch):
+    seen = {}
+    images = np.zeros((2, 28, 28), np.uint8)
+    labels = np.zeros(2, np.uint8)
+
+    def fake_load():
+        seen["timeout"] = socket.getdefaulttimeout()
+        return (images, labels), (images, labels)
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fake_load)
+    data = mnist._load_keras(timeout=12.5)
+    assert seen["timeout"] == 12.5 and socket.getdefaulttimeout() is None
+    assert data.source == mnist.KERAS_SOURCE
+
+
+def test_unreachable_host_is_detected_quickly(no_network):
+    assert mnist._reachable("example.invalid", timeout=1.0) is False
+
+
+def test_bundled_digits_look_like_mnist():
+    with pytest.warns(UserWarning, match="offline=True"):
+        data = mnist.load_mnist(offline=True)
+    x = mnist.to_unit_interval(np.concatenate([data.x_train, data.x_test]))
+    # the full training set's mean pixel is 0.1307 and its std 0.3081 (the usual
+    # normalisation constants); noise or a wrong scaling would miss both
+    assert x.mean() == pytest.approx(0.1307, abs=0.005)
+    assert x.std() == pytest.approx(0.3081, abs=0.005)
+    # digits are centred: the border rows are blank
+    assert data.x_train[:, 0, :].max() == 0
+
+
+def test_to_unit_interval():
+    x = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    np.testing.assert_allclose(mnist.to_unit_interval(x), [[0.0, 1.0, 0.2, 0.4]])
+    assert mnist.to_unit_interval(x, flatten=False).shape == (1, 2, 2)
+    with pytest.raises(ValueError, match="pixel values"):
+        mnist.to_unit_interval(np.full((1, 2, 2), 300))
+
+
+def test_binarize_is_bernoulli_and_reproducible():
+    x = np.full((200, 500), 0.3, dtype=np.float32)
+    b = mnist.binarize(x, seed=1)
+    assert set(np.unique(b)) == {0.0, 1.0}
+    se = np.sqrt(0.3 * 0.7 / b.size)
+    assert abs(b.mean() - 0.3) < 4 * se
+    np.testing.assert_array_equal(b, mnist.binarize(x, seed=1))
+    assert not np.array_equal(b, mnist.binarize(x, seed=2))
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        mnist.binarize(x + 1)
+
+
+def test_dynamic_binarization_redraws_every_epoch():
+    x = np.full((10, 6), 0.5, dtype=np.float32)
+    ds = mnist.DynamicBinarization(x, batch_size=4, seed=0)
+    assert len(ds) == 3 and ds[0].shape == (4, 6) and ds[2].shape == (2, 6)
+    first = np.concatenate([ds[i] for i in range(len(ds))])
+    np.testing.assert_array_equal(ds[1], ds[1])  # stable within an epoch
+    ds.on_epoch_end()
+    second = np.concatenate([ds[i] for i in range(len(ds))])
+    assert not np.array_equal(first, second)
+    again = mnist.DynamicBinarization(x, batch_size=4, seed=0)
+    np.testing.assert_array_equal(first, np.concatenate([again[i] for i in range(3)]))
+    with pytest.raises(ValueError, match="batch_size"):
+        mnist.DynamicBinarization(x, batch_size=0)

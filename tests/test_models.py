@@ -1,0 +1,168 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import builders, config, likelihood, models
+
+
+def _data(n=64, dim=12, seed=0):
+    return np.random.default_rng(seed).random((n, dim)).astype(np.float32)
+
+
+def _vae(dim=12, latent_dim=2, **kwargs):
+    return models.VAE(builders.mlp_encoder(dim, latent_dim, hidden=(16,)),
+                      builders.mlp_decoder(latent_dim, dim, hidden=(16,)), **kwargs)
+
+
+def _ae(dim=12, latent_dim=2, **kwargs):
+    return models.Autoencoder(builders.mlp_encoder(dim, latent_dim, hidden=(16,),
+                                                   variational=False),
+                              builders.mlp_decoder(latent_dim, dim, hidden=(16,)), **kwargs)
+
+
+def test_vae_loss_is_reconstruction_plus_beta_kl():
+    x = _data()
+    vae = _vae(beta=0.3, seed=1)
+    terms = vae.compute_terms(x, x)
+    np.testing.assert_allclose(terms["loss"], terms["reconstruction"] + 0.3 * terms["kl"],
+                               rtol=1e-6)
+    # the KL uses the encoder's outputs in closed form
+    z_mean, z_log_var = vae.encoder(x)
+    np.testing.assert_allclose(terms["kl"], likelihood.gaussian_kl(z_mean, z_log_var),
+                               rtol=1e-6)
+
+
+def test_trackers_report_batch_means_and_fit_lowers_the_loss():
+    config.set_seed(0)
+    x = _data(256)
+    vae = _vae(seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = vae.fit(x, epochs=8, batch_size=64, verbose=0, validation_data=(x,))
+    assert {"loss", "reconstruction", "kl", "val_loss", "val_kl"} <= set(history.history)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = vae.evaluate(x, batch_size=256, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(result["reconstruction"] + result["kl"], rel=1e-5)
+
+
+def test_gaussian_likelihood_uses_sigma_and_can_learn_it():
+    config.set_seed(0)
+    rng = np.random.default_rng(0)
+    x = (0.5 + 0.2 * rng.standard_normal((512, 4))).astype(np.float32)  # unpredictable noise
+    ae = models.Autoencoder(builders.mlp_encoder(4, 1, hidden=(8,), variational=False),
+                            builders.mlp_decoder(1, 4, hidden=(8,), output_activation=None),
+                            likelihood="gaussian", sigma=1.0, learn_sigma=True)
+    ae.compile(optimizer=keras.optimizers.Adam(2e-2))
+    ae.fit(x, epochs=60, batch_size=128, verbose=0)
+    residual = x - ae.predict(x, verbose=0)
+    # the maximum-likelihood scale is the root-mean-square residual
+    rms = float(np.sqrt(np.mean(residual**2)))
+    assert math.exp(float(ae.log_sigma.numpy())) == pytest.approx(rms, rel=0.05)
+    assert 0.1 < rms < 0.25
+    fixed = models.VAE(builders.mlp_encoder(4, 1), builders.mlp_decoder(1, 4),
+                       likelihood="gaussian", sigma=0.5)
+    assert not fixed.log_sigma.trainable
+    assert float(fixed.log_sigma.numpy()) == pytest.approx(math.log(0.5))
+
+
+@pytest.mark.parametrize("make", [_vae, _ae])
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, make):
+    x = _data(8)
+    model = make(seed=5) if make is _vae else make()
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.likelihood == model.likelihood
+    a, b = model.encode(x), loaded.encode(x)
+    for u, v in zip(np.atleast_3d(a), np.atleast_3d(b), strict=True):
+        np.testing.assert_array_equal(u, v)
+    z = np.linspace(-2, 2, 6, dtype=np.float32).reshape(3, 2)
+    np.testing.assert_array_equal(model.decode(z), loaded.decode(z))
+    if make is _vae:  # the sampling stream restarts from the seed: two loads draw alike
+        again = keras.saving.load_model(path)
+        np.testing.assert_array_equal(loaded(x), again(x))
+
+
+def test_weights_file_round_trip(tmp_path):
+    x = _data(8)
+    model, other = _vae(seed=1), _vae(seed=1)
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "vae.weights.h5")
+    other.load_weights(tmp_path / "vae.weights.h5")
+    np.testing.assert_array_equal(model.encode(x)[0], other.encode(x)[0])
+
+
+def test_same_seed_gives_the_same_training():
+    def train():
+        config.set_seed(11)
+        vae = _vae(seed=11)
+        vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+        loss = vae.fit(_data(128), epochs=2, batch_size=32, verbose=0).history["loss"]
+        return loss, vae.encoder.get_weights()
+
+    (loss_a, w_a), (loss_b, w_b) = train(), train()
+    assert loss_a == loss_b
+    for u, v in zip(w_a, w_b, strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_generate_and_decode_shapes():
+    vae = _vae(latent_dim=3)
+    assert vae.generate(5).shape == (5, 12)
+    with pytest.raises(ValueError, match="z must have shape"):
+        vae.decode(np.zeros((2, 2)))
+
+
+# ---- bad input ----
+def test_unknown_likelihood():
+    with pytest.raises(ValueError, match="likelihood"):
+        _vae(likelihood="poisson")
+
+
+@pytest.mark.parametrize("kwargs, match", [({"beta": -1}, "beta"), ({"sigma": 0}, "sigma"),
+                                           ({"beta": float("nan")}, "beta")])
+def test_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _vae(**kwargs)
+
+
+def test_encoder_outputs_must_match_the_model():
+    with pytest.raises(ValueError, match="two tensors"):
+        models.VAE(builders.mlp_encoder(4, 2, variational=False), builders.mlp_decoder(2, 4))
+    with pytest.raises(ValueError, match="one tensor"):
+        models.Autoencoder(builders.mlp_encoder(4, 2), builders.mlp_decoder(2, 4))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.full((4, 12), np.nan, dtype=np.float32), "NaN or inf"),
+    (np.full((4, 12), np.inf, dtype=np.float32), "NaN or inf"),
+    (np.zeros((4, 11), dtype=np.float32), r"shape \(n, 12\)"),
+    (np.zeros(12, dtype=np.float32), r"shape \(n, 12\)"),
+    (np.full((4, 12), 1.5, dtype=np.float32), r"\[0, 1\]"),
+    (np.full((4, 12), -0.1, dtype=np.float32), r"\[0, 1\]"),
+])
+def test_fit_rejects_bad_data(bad, match):
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=f"^x.*{match}|{match}"):
+        vae.fit(bad, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="validation_data"):
+        vae.fit(_data(), epochs=1, verbose=0, validation_data=(bad,))
+
+
+def test_gaussian_likelihood_accepts_values_outside_the_unit_interval():
+    vae = _vae(likelihood="gaussian")
+    vae.compile(optimizer="adam")
+    vae.fit(np.full((4, 12), 3.0, dtype=np.float32), epochs=1, verbose=0)
+
+
+def test_sample_weight_is_refused():
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="sample_weight"):
+        vae.fit(_data(), sample_weight=np.ones(64), epochs=1, verbose=0)

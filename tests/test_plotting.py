@@ -1,0 +1,76 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from helpers import plotting
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_inverse_cdf_grid_matches_normal_quantiles():
+    # Phi^-1(0.05) = -1.6448536, Phi^-1(0.5) = 0, Phi^-1(0.95) = 1.6448536
+    np.testing.assert_allclose(plotting.latent_grid(3), [-1.6448536, 0.0, 1.6448536],
+                               atol=1e-6)
+    np.testing.assert_allclose(plotting.latent_grid(5, "linear", limits=(-2, 2)),
+                               [-2, -1, 0, 1, 2])
+
+
+@pytest.mark.parametrize("kwargs, match", [({"spacing": "log"}, "spacing"),
+                                           ({"quantiles": (0.0, 0.9)}, "quantiles"),
+                                           ({"n": 0}, "n must")])
+def test_latent_grid_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plotting.latent_grid(**{"n": 4, **kwargs})
+
+
+def test_manifold_puts_large_z2_on_top_and_large_z1_on_the_right():
+    # a decoder whose whole tile is 10 * z1 + z2: the mosaic must increase rightwards
+    # along columns and upwards along rows
+    def decode(z):
+        return np.repeat((10 * z[:, 0] + z[:, 1])[:, None], 4, axis=1)
+
+    ax = plotting.latent_manifold(decode, n=4, spacing="linear", image_shape=(2, 2),
+                                  limits=(-1.5, 1.5))
+    mosaic = ax.get_images()[0].get_array()
+    corners = mosaic[0, 0], mosaic[0, -1], mosaic[-1, 0], mosaic[-1, -1]
+    assert corners == pytest.approx((-15 + 1.5, 15 + 1.5, -15 - 1.5, 15 - 1.5))
+
+
+def test_image_grid_layout_and_checks():
+    fig = plotting.image_grid(np.zeros((7, 16)), ncols=3, image_shape=(4, 4),
+                              titles=list("abcdefg"))
+    assert len(fig.axes) == 9 and sum(bool(ax.images) for ax in fig.axes) == 7
+    with pytest.raises(ValueError, match="images must have shape"):
+        plotting.image_grid(np.zeros((7, 16)))
+    with pytest.raises(ValueError, match="NaN"):
+        plotting.image_grid(np.full((2, 3, 3), np.nan))
+
+
+def test_latent_scatter_and_its_checks():
+    z = np.random.default_rng(0).normal(size=(50, 3))
+    ax = plotting.latent_scatter(z, labels=np.arange(50) % 10, dims=(0, 2))
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), z[:, [0, 2]])
+    with pytest.raises(ValueError, match="dims"):
+        plotting.latent_scatter(z, dims=(0, 3))
+
+
+def test_plot_history_panels_and_missing_keys():
+    history = {"loss": [3, 2, 1], "val_loss": [4, 3, 2], "kl": [1, 1, 1]}
+    fig = plotting.plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "kl"]
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1
+    with pytest.raises(ValueError, match="reconstruction"):
+        plotting.plot_history(history, keys=["reconstruction"])
+
+
+def test_plotly_renderer_embeds_figures():
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    assert plotting.use_embedded_plotly() == "plotly_mimetype+notebook"
+    bundle = pio.renderers._build_mime_bundle(go.Figure(go.Scatter(y=[1, 2])).to_dict())
+    assert "application/vnd.plotly.v1+json" in bundle and "text/html" in bundle
