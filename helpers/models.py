@@ -152,13 +152,34 @@ class VAE(_ReconstructionModel):
         if len(encoder.outputs) != 2:
             raise ValueError("encoder must output two tensors (z_mean, z_log_var), "
                              f"got {len(encoder.outputs)}")
-        beta = float(beta)
-        if not math.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        self.beta, self.seed = beta, seed
+        self.seed = seed
+        # a variable, so that changing beta during training (KL annealing) takes effect
+        # inside the compiled train_step
+        self._beta = self.add_weight(shape=(), name="beta", trainable=False,
+                                     initializer=keras.initializers.Constant(
+                                         self._checked_beta(beta)))
         self.latent_dim = int(encoder.outputs[0].shape[-1])
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @staticmethod
+    def _checked_beta(beta) -> float:
+        try:
+            value = float(beta)
+        except (TypeError, ValueError):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        return value
+
+    @property
+    def beta(self) -> float:
+        """Weight of the KL term; assignable at any time, also between epochs."""
+        return float(ops.convert_to_numpy(self._beta))
+
+    @beta.setter
+    def beta(self, value) -> None:
+        self._beta.assign(self._checked_beta(value))
 
     @property
     def metrics(self):
@@ -178,7 +199,7 @@ class VAE(_ReconstructionModel):
         output = self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
         reconstruction = self.reconstruction_loss(target, output)
         kl = gaussian_kl(z_mean, z_log_var)
-        return {"loss": reconstruction + self.beta * kl, "reconstruction": reconstruction,
+        return {"loss": reconstruction + self._beta * kl, "reconstruction": reconstruction,
                 "kl": kl}
 
     def encode(self, x, batch_size=256):

@@ -34,6 +34,20 @@ def test_vae_loss_is_reconstruction_plus_beta_kl():
                                rtol=1e-6)
 
 
+def test_changing_beta_after_compiling_takes_effect():
+    x = _data()
+    vae = _vae(beta=1.0, seed=1)
+    vae.compile(optimizer="adam")
+    vae.fit(x, epochs=1, verbose=0)  # traces the train step with beta = 1
+    vae.beta = 0.0
+    assert vae.beta == 0.0
+    result = vae.evaluate(x, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(result["reconstruction"], rel=1e-6)
+    assert result["kl"] > 0
+    with pytest.raises(ValueError, match="beta"):
+        vae.beta = -0.5
+
+
 def test_trackers_report_batch_means_and_fit_lowers_the_loss():
     config.set_seed(0)
     x = _data(256)
