@@ -13,17 +13,27 @@ import numpy as np
 from helpers.config import build_dir, fast_mode
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+def replace_atomic(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into
+    place, so readers never see a half-written file; the temporary file never outlives it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates files readable by their owner only
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically."""
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True)
+
+    replace_atomic(path, write)
 
 
 class MetricsRecorder:
@@ -64,6 +74,19 @@ class MetricsRecorder:
         self.payload["metrics"][name] = number
         write_json_atomic(self.path, self.payload)
         return value
+
+    def record_table(self, name: str, table) -> Path:
+        """Write a pandas DataFrame to ``<notebook>.<name>.csv`` beside the JSON file and
+        list it under ``tables``; return the CSV's path."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"name must be an identifier such as 'results', got {name!r}")
+        if not hasattr(table, "to_csv"):
+            raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+        path = self.path.with_name(f"{self.payload['notebook']}.{name}.csv")
+        replace_atomic(path, table.to_csv)
+        self.payload.setdefault("tables", {})[name] = path.name
+        write_json_atomic(self.path, self.payload)
+        return path
 
 
 def read_metrics(directory: str | Path | None = None) -> dict[str, dict]:

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     results, failures = {}, []
     for path in notebooks:
         print(f"--> {path.name} ({'fast' if args.fast else 'full'} mode)", flush=True)
-        (metrics_dir / f"{path.stem}.json").unlink(missing_ok=True)
+        for stale in [metrics_dir / f"{path.stem}.json", *metrics_dir.glob(f"{path.stem}.*.csv")]:
+            stale.unlink(missing_ok=True)
         start = time.perf_counter()
         try:
             seconds, status = execute(path, args.timeout), "ok"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -93,13 +91,13 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     history = model.fit(x, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     if cache:
-        fd, tmp = tempfile.mkstemp(dir=weights.parent, suffix=".weights.h5")
-        os.close(fd)
+        # Keras wants the .weights.h5 suffix on the temporary name too
+        tmp = weights.with_name(f".{weights.stem}.{os.getpid()}.tmp.weights.h5")
         try:
             model.save_weights(tmp, overwrite=True)
             os.replace(tmp, weights)
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         write_json_atomic(history_file, history)
     return history
 

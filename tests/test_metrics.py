@@ -17,6 +17,7 @@ def test_recorder_writes_the_documented_fields(tmp_path, monkeypatch):
                        "metrics": {"test_loss_2d": 151.25, "importance_samples": 1000}}
     assert read_metrics(tmp_path)["05_mnist_vae"] == payload
     assert [p.name for p in tmp_path.iterdir()] == ["05_mnist_vae.json"]  # no temp files
+    assert (tmp_path / "05_mnist_vae.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_a_new_recorder_starts_a_fresh_file(tmp_path):
@@ -37,3 +38,18 @@ def test_recorder_rejects_bad_names(tmp_path):
         MetricsRecorder("", directory=tmp_path)
     with pytest.raises(ValueError, match="name"):
         MetricsRecorder("nb", directory=tmp_path).record("", 1.0)
+
+
+def test_record_table_writes_a_csv_and_lists_it(tmp_path):
+    import pandas as pd
+
+    rec = MetricsRecorder("04_x", directory=tmp_path)
+    table = pd.DataFrame({"chamfer": [0.25, 0.01]}, index=["source", "ours"])
+    path = rec.record_table("results", table)
+    assert path == tmp_path / "04_x.results.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(path, index_col=0), table)
+    assert read_metrics(tmp_path)["04_x"]["tables"] == {"results": "04_x.results.csv"}
+    with pytest.raises(ValueError, match="name"):
+        rec.record_table("bad name", table)
+    with pytest.raises(TypeError, match="DataFrame"):
+        rec.record_table("results", [1, 2])
