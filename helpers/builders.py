@@ -36,16 +36,26 @@ def _check_dropout(dropout):
     return float(dropout)
 
 
-def _latent_head(h, latent_dim, variational):
-    if variational:
-        return [layers.Dense(latent_dim, name="z_mean")(h),
-                layers.Dense(latent_dim, name="z_log_var")(h)]
-    return layers.Dense(latent_dim, name="z")(h)
+COVARIANCES = ("diagonal", "full")
+
+
+def _latent_head(h, latent_dim, variational, covariance="diagonal"):
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+    if not variational:
+        return layers.Dense(latent_dim, name="z")(h)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(h)
+    if covariance == "diagonal":
+        return [z_mean, layers.Dense(latent_dim, name="z_log_var")(h)]
+    # a d x d unconstrained matrix; models.FullCovVAE keeps its lower triangle
+    raw = layers.Dense(latent_dim * latent_dim, name="z_chol_raw")(h)
+    return [z_mean, layers.Reshape((latent_dim, latent_dim), name="z_chol")(raw)]
 
 
 def mlp_encoder(input_shape, latent_dim, hidden=(256,), activation="relu", dropout=0.0,
-                variational=True, name="encoder") -> keras.Model:
-    """Flatten -> Dense(hidden...) -> latent head."""
+                variational=True, covariance="diagonal", name="encoder") -> keras.Model:
+    """Flatten -> Dense(hidden...) -> latent head. With ``covariance="full"`` the second
+    output is a (latent_dim, latent_dim) matrix for ``models.FullCovVAE``."""
     input_shape = _check_shape(input_shape, "input_shape")
     latent_dim = check_positive_int(latent_dim, "latent_dim")
     hidden, dropout = _check_widths(hidden, "hidden"), _check_dropout(dropout)
@@ -55,7 +65,7 @@ def mlp_encoder(input_shape, latent_dim, hidden=(256,), activation="relu", dropo
         h = layers.Dense(width, activation=activation)(h)
         if dropout:
             h = layers.Dropout(dropout)(h)
-    return keras.Model(inputs, _latent_head(h, latent_dim, variational), name=name)
+    return keras.Model(inputs, _latent_head(h, latent_dim, variational, covariance), name=name)
 
 
 def mlp_decoder(latent_dim, output_shape, hidden=(256,), activation="relu", dropout=0.0,

@@ -35,6 +35,24 @@ def gaussian_kl(z_mean, z_log_var):
     return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
 
 
+def cholesky_factor(raw):
+    """Lower-triangular factor with a positive diagonal from an unconstrained (..., d, d)
+    array: the strict lower triangle is kept, the diagonal exponentiated."""
+    d = raw.shape[-1]
+    eye = ops.eye(d, dtype=raw.dtype)
+    diagonal = ops.diagonal(raw, axis1=-2, axis2=-1)
+    return ops.tril(raw, -1) + eye * ops.expand_dims(ops.exp(diagonal), -1)
+
+
+def gaussian_kl_full(z_mean, chol):
+    """KL(N(z_mean, L L^T) || N(0, I)) per example for a Cholesky factor ``chol`` = L:
+    (tr(L L^T) + |mu|^2 - d - log det(L L^T)) / 2, with log det = 2 sum log diag(L)."""
+    d = z_mean.shape[-1]
+    trace = ops.sum(ops.square(chol), axis=(-2, -1))
+    log_det = 2.0 * ops.sum(ops.log(ops.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return 0.5 * (trace + ops.sum(ops.square(z_mean), axis=-1) - d - log_det)
+
+
 def log_normal_diag(z, mean, log_var):
     """log N(z | mean, diag exp(log_var)) summed over the last axis."""
     return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)

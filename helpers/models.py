@@ -10,7 +10,13 @@ import tensorflow as tf
 from keras import ops
 
 from helpers.checks import as_finite_array, check_positive, check_unit_interval
-from helpers.likelihood import bernoulli_nll, gaussian_kl, gaussian_nll
+from helpers.likelihood import (
+    bernoulli_nll,
+    cholesky_factor,
+    gaussian_kl,
+    gaussian_kl_full,
+    gaussian_nll,
+)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -194,11 +200,15 @@ class VAE(_ReconstructionModel):
         z_mean, z_log_var = self.encoder(x, training=training)
         return self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
 
+    def kl_divergence(self, z_mean, z_log_var):
+        """KL(q(z|x) || N(0, I)) per example, in closed form."""
+        return gaussian_kl(z_mean, z_log_var)
+
     def compute_terms(self, x, target, training=False):
-        z_mean, z_log_var = self.encoder(x, training=training)
-        output = self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
+        z_mean, z_spread = self.encoder(x, training=training)
+        output = self.decoder(self.sample_latent(z_mean, z_spread), training=training)
         reconstruction = self.reconstruction_loss(target, output)
-        kl = gaussian_kl(z_mean, z_log_var)
+        kl = self.kl_divergence(z_mean, z_spread)
         return {"loss": reconstruction + self._beta * kl, "reconstruction": reconstruction,
                 "kl": kl}
 
@@ -215,6 +225,37 @@ class VAE(_ReconstructionModel):
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class FullCovVAE(VAE):
+    """VAE whose posterior has a full covariance L L^T: the encoder outputs the mean and a
+    (d, d) matrix whose strict lower triangle and exponentiated diagonal form the Cholesky
+    factor L (build it with ``builders.mlp_encoder(..., covariance="full")``);
+    z = mean + L eps, and the KL is the closed form for a full covariance."""
+
+    def __init__(self, encoder, decoder, **kwargs):
+        super().__init__(encoder, decoder, **kwargs)
+        shape = tuple(encoder.outputs[1].shape[1:])
+        if shape != (self.latent_dim, self.latent_dim):
+            raise ValueError("encoder's second output must have shape (latent_dim, latent_dim) "
+                             f"= ({self.latent_dim}, {self.latent_dim}), got {shape}; build it "
+                             "with covariance='full'")
+
+    def sample_latent(self, z_mean, z_chol_raw):
+        """z = z_mean + L eps with L the Cholesky factor, eps ~ N(0, I)."""
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.squeeze(ops.matmul(cholesky_factor(z_chol_raw),
+                                               ops.expand_dims(eps, -1)), -1)
+
+    def kl_divergence(self, z_mean, z_chol_raw):
+        return gaussian_kl_full(z_mean, cholesky_factor(z_chol_raw))
+
+    def encode(self, x, batch_size=256):
+        """Posterior means (n, d) and Cholesky factors (n, d, d) as NumPy arrays."""
+        z_mean, raw = self.encoder.predict(self.check_data(x), batch_size=batch_size,
+                                           verbose=0)
+        return z_mean, ops.convert_to_numpy(cholesky_factor(ops.convert_to_tensor(raw)))
 
 
 @keras.saving.register_keras_serializable(package="helpers")
