@@ -30,11 +30,24 @@ def model_signature(layer) -> dict:
             "config": {k: v for k, v in config.items() if k != "name"}}
 
 
-def _fingerprint(array) -> dict | None:
-    if isinstance(array, np.ndarray):
-        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
-        return {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": digest}
-    return None
+_STREAM_SETTINGS = ("batch_size", "seed", "shuffle")
+
+
+def _fingerprint(obj):
+    """JSON-able identity of training inputs: arrays by content hash, data streams that
+    hold an array ``x`` (such as ``mnist.DynamicBinarization``) by that array and their
+    settings, containers element by element."""
+    if isinstance(obj, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()[:16]
+        return {"shape": list(obj.shape), "dtype": str(obj.dtype), "sha256": digest}
+    if isinstance(obj, (tuple, list)):
+        return [_fingerprint(item) for item in obj]
+    if isinstance(obj, dict):
+        return {str(k): _fingerprint(v) for k, v in obj.items()}
+    if isinstance(getattr(obj, "x", None), np.ndarray):
+        return {"type": type(obj).__name__, "x": _fingerprint(obj.x),
+                **{k: getattr(obj, k) for k in _STREAM_SETTINGS if hasattr(obj, k)}}
+    return obj if _primitive(obj) else repr(obj)
 
 
 def cache_key(model, settings=None, x=None, y=None, fit_kwargs=None) -> str:
@@ -42,7 +55,8 @@ def cache_key(model, settings=None, x=None, y=None, fit_kwargs=None) -> str:
     optimizer = model.optimizer.get_config() if getattr(model, "optimizer", None) else None
     if optimizer:
         optimizer = {k: v for k, v in optimizer.items() if k != "name"}
-    fit_kwargs = {k: v for k, v in (fit_kwargs or {}).items() if k not in _UNHASHED_FIT_ARGS}
+    fit_kwargs = {k: _fingerprint(v) for k, v in (fit_kwargs or {}).items()
+                  if k not in _UNHASHED_FIT_ARGS}
     payload = {"model": model_signature(model), "optimizer": optimizer,
                "x": _fingerprint(x), "y": _fingerprint(y), "settings": settings or {},
                "fit": fit_kwargs}

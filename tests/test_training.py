@@ -85,3 +85,23 @@ def test_corrupt_cache_is_detected_and_rebuilt(monkeypatch):
 def test_bad_name():
     with pytest.raises(ValueError, match="name"):
         training.fit_or_load(_model(), X, name="", epochs=1)
+
+
+def test_key_tells_data_streams_and_validation_sets_apart():
+    from helpers.mnist import DynamicBinarization
+
+    x = np.random.default_rng(1).random((40, 6)).astype(np.float32)
+    model = _model()
+    stream = DynamicBinarization(x, batch_size=10, seed=0)
+    key = training.cache_key(model, {}, stream, None, {"epochs": 2})
+    assert key == training.cache_key(model, {}, DynamicBinarization(x, batch_size=10, seed=0),
+                                     None, {"epochs": 2})
+    other = x.copy()
+    other[0, 0] = 0.5  # one pixel differs
+    assert key != training.cache_key(model, {}, DynamicBinarization(other, batch_size=10,
+                                                                    seed=0), None, {"epochs": 2})
+    assert key != training.cache_key(model, {}, DynamicBinarization(x, batch_size=10, seed=1),
+                                     None, {"epochs": 2})
+    with_val = training.cache_key(model, {}, stream, None, {"validation_data": (x,)})
+    assert with_val != training.cache_key(model, {}, stream, None,
+                                          {"validation_data": (other,)})

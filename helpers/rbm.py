@@ -1,0 +1,285 @@
+"""Bernoulli-Bernoulli restricted Boltzmann machine: Gibbs sampling, free energy, training
+by CD-k or persistent CD, pseudo-log-likelihood, and the partition function, estimated by
+annealed importance sampling (Salakhutdinov & Murray 2008) or, for tiny models, exactly.
+
+Energy: E(v, h) = -b.v - c.h - v^T W h; free energy F(v) = -b.v - sum_j softplus(c_j + v.W_j).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from helpers.checks import as_finite_array, check_positive_int
+from helpers.mnist import binarize as sample_binarization
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class RBM(keras.Model):
+    """RBM trained on the free-energy gap F(data) - F(model sample), whose gradient is the
+    contrastive-divergence estimate of the negative log-likelihood gradient. ``k`` Gibbs
+    steps start at the data (CD-k) or, with ``persistent=True``, at ``n_chains`` chains
+    kept between updates (PCD). ``weight_decay`` adds an L2 penalty on W."""
+
+    def __init__(self, n_visible=784, n_hidden=500, k=1, persistent=False, n_chains=100,
+                 weight_decay=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_visible = check_positive_int(n_visible, "n_visible")
+        self.n_hidden = check_positive_int(n_hidden, "n_hidden")
+        self.k = check_positive_int(k, "k")
+        self.n_chains = check_positive_int(n_chains, "n_chains")
+        self.persistent = bool(persistent)
+        if not math.isfinite(float(weight_decay)) or weight_decay < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        self.weight_decay, self.seed = float(weight_decay), seed
+        self.W = self.add_weight(shape=(n_visible, n_hidden), name="W",
+                                 initializer=keras.initializers.RandomNormal(0.0, 0.01, seed))
+        self.b = self.add_weight(shape=(n_visible,), name="visible_bias", initializer="zeros")
+        self.c = self.add_weight(shape=(n_hidden,), name="hidden_bias", initializer="zeros")
+        self.chains = self.add_weight(shape=(self.n_chains, n_visible), name="chains",
+                                      initializer="zeros", trainable=False)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.gap_tracker = keras.metrics.Mean(name="free_energy_gap")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
+        self.pll_tracker = keras.metrics.Mean(name="pseudo_loglik")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.gap_tracker, self.reconstruction_tracker, self.pll_tracker]
+
+    # ---- conditionals, sampling, free energy ----
+    def hidden_probs(self, v):
+        """p(h_j = 1 | v) = sigmoid(c_j + v.W_j)."""
+        return ops.sigmoid(ops.matmul(v, self.W) + self.c)
+
+    def visible_probs(self, h):
+        """p(v_i = 1 | h) = sigmoid(b_i + W_i.h)."""
+        return ops.sigmoid(ops.matmul(h, ops.transpose(self.W)) + self.b)
+
+    def _bernoulli(self, p):
+        u = keras.random.uniform(ops.shape(p), seed=self.seed_generator)
+        return ops.cast(u < p, p.dtype)
+
+    def gibbs_step(self, v):
+        """One v -> h -> v sweep; returns the new visible sample and its probabilities."""
+        p_v = self.visible_probs(self._bernoulli(self.hidden_probs(v)))
+        return self._bernoulli(p_v), p_v
+
+    def free_energy(self, v):
+        """F(v) = -b.v - sum_j softplus(c_j + v.W_j), so p(v) = exp(-F(v)) / Z."""
+        return -ops.sum(v * self.b, axis=-1) - ops.sum(
+            ops.softplus(ops.matmul(v, self.W) + self.c), axis=-1)
+
+    def call(self, v, training=False):
+        """Mean-field reconstruction p(v | h = p(h | v))."""
+        return self.visible_probs(self.hidden_probs(v))
+
+    # ---- training ----
+    def train_step(self, data):
+        v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        v0 = ops.cast(v0, self.W.dtype)
+        vk = self.chains if self.persistent else v0
+        for _ in range(self.k):
+            vk, _ = self.gibbs_step(vk)
+        vk = ops.stop_gradient(vk)
+        with tf.GradientTape() as tape:
+            gap = ops.mean(self.free_energy(v0)) - ops.mean(self.free_energy(vk))
+            loss = gap + 0.5 * self.weight_decay * ops.sum(ops.square(self.W))
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        if self.persistent:
+            self.chains.assign(vk)
+        self.gap_tracker.update_state(gap)
+        self.reconstruction_tracker.update_state(
+            ops.sum(ops.square(v0 - self(v0)), axis=-1))
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        v, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        v = ops.cast(v, self.W.dtype)
+        self.reconstruction_tracker.update_state(ops.sum(ops.square(v - self(v)), axis=-1))
+        pixels = keras.random.randint(ops.shape(v)[:1], 0, self.n_visible,
+                                      seed=self.seed_generator)
+        self.pll_tracker.update_state(self._pseudo_log_likelihood(v, pixels))
+        return {m.name: m.result() for m in self.metrics[1:]}
+
+    def _pseudo_log_likelihood(self, v, pixels):
+        flip = ops.one_hot(pixels, self.n_visible, dtype=v.dtype)
+        flipped = v + flip * (1.0 - 2.0 * v)
+        return self.n_visible * ops.log_sigmoid(self.free_energy(flipped) - self.free_energy(v))
+
+    def check_binary(self, x, name="x", binarize=False, seed=None) -> np.ndarray:
+        """Return ``x`` as float32 0/1 data of the right width; non-binary values raise
+        unless ``binarize`` asks for a stochastic binarisation of values in [0, 1]."""
+        arr = as_finite_array(x, name, ndim=2)
+        if arr.shape[1] != self.n_visible:
+            raise ValueError(f"{name} must have shape (n, {self.n_visible}), got {arr.shape}")
+        if not np.isin(arr, (0.0, 1.0)).all():
+            if not binarize:
+                raise ValueError(f"{name} must be binary (0/1) for a Bernoulli RBM; pass "
+                                 "binarize=True to sample a binarisation of values in [0, 1]")
+            arr = sample_binarization(arr, seed=seed)
+        return arr
+
+    def fit(self, x=None, y=None, binarize=False, **kwargs):
+        """``keras.Model.fit`` after checking (or, with ``binarize=True``, binarising) arrays;
+        persistent chains start at random training examples."""
+        if isinstance(x, np.ndarray):
+            x = self.check_binary(x, binarize=binarize, seed=self.seed)
+        if self.persistent and float(ops.max(ops.abs(self.chains))) == 0.0:
+            start = x if isinstance(x, np.ndarray) else np.concatenate(
+                [x[i] for i in range(min(len(x), 1 + self.n_chains // 10))])
+            rows = np.random.default_rng(self.seed).choice(len(start), self.n_chains)
+            self.chains.assign(np.asarray(start[rows], dtype="float32"))
+        return super().fit(x, y, **kwargs)
+
+    def sample(self, n_steps, start=None, n=100):
+        """Run Gibbs chains for ``n_steps`` sweeps from ``start`` (default: uniform noise) and
+        return the final visible probabilities as a NumPy array."""
+        n_steps = check_positive_int(n_steps, "n_steps")
+        if start is None:
+            start = np.random.default_rng(self.seed).integers(0, 2, (n, self.n_visible))
+        v = ops.convert_to_tensor(self.check_binary(start, "start"))
+        return ops.convert_to_numpy(self._chain(v, tf.constant(n_steps)))
+
+    @tf.function
+    def _chain(self, v, n_steps):
+        p_v = self.visible_probs(self.hidden_probs(v))
+        for _ in tf.range(n_steps):
+            v, p_v = self.gibbs_step(v)
+        return p_v
+
+    def pseudo_log_likelihood(self, v, seed=0, indices=None) -> np.ndarray:
+        """Stochastic pseudo-log-likelihood per example: n_visible * log p(v_i | v_-i) for one
+        random pixel i per example (``indices`` fixes them), = n log sigmoid(F(v') - F(v))
+        with v' the example with pixel i flipped."""
+        v = self.check_binary(v, "v")
+        if indices is None:
+            indices = np.random.default_rng(seed).integers(0, self.n_visible, len(v))
+        return ops.convert_to_numpy(self._pseudo_log_likelihood(
+            ops.convert_to_tensor(v), ops.convert_to_tensor(np.asarray(indices, np.int32))))
+
+    def get_config(self):
+        return {"name": self.name, "n_visible": self.n_visible, "n_hidden": self.n_hidden,
+                "k": self.k, "persistent": self.persistent, "n_chains": self.n_chains,
+                "weight_decay": self.weight_decay, "seed": self.seed}
+
+
+def _weights64(rbm):
+    return (np.asarray(rbm.W.numpy(), np.float64), np.asarray(rbm.b.numpy(), np.float64),
+            np.asarray(rbm.c.numpy(), np.float64))
+
+
+def exact_log_partition(rbm, max_hidden: int = 22) -> float:
+    """log Z by summing over all 2^n_hidden hidden states (visible units summed out
+    analytically): log Z = logsumexp_h [c.h + sum_i softplus(b_i + (W h)_i)]."""
+    if rbm.n_hidden > max_hidden:
+        raise ValueError(f"exact log Z enumerates 2^n_hidden states; n_hidden = {rbm.n_hidden} "
+                         f"exceeds max_hidden = {max_hidden}")
+    W, b, c = _weights64(rbm)
+    total, chunk = [], 1 << 14
+    for start in range(0, 1 << rbm.n_hidden, chunk):
+        codes = np.arange(start, min(start + chunk, 1 << rbm.n_hidden))
+        h = ((codes[:, None] >> np.arange(rbm.n_hidden)) & 1).astype(np.float64)
+        terms = h @ c + np.logaddexp(0.0, h @ W.T + b).sum(axis=1)
+        total.append(np.logaddexp.reduce(terms))
+    return float(np.logaddexp.reduce(total))
+
+
+def base_rate_bias(x, pseudocount: float = 1.0) -> np.ndarray:
+    """Visible biases of the independent-pixel model fitted to binary ``x``, smoothed:
+    p_i = (count_i + pseudocount) / (n + 2 pseudocount), bias = log(p / (1 - p))."""
+    x = as_finite_array(x, "x", ndim=2, dtype=np.float64)
+    p = (x.sum(axis=0) + pseudocount) / (len(x) + 2.0 * pseudocount)
+    return np.log(p) - np.log1p(-p)
+
+
+def ais_schedule(n_betas: int = 14_500) -> np.ndarray:
+    """Inverse temperatures from 0 to 1, denser near 1, in the proportions of Salakhutdinov &
+    Murray (2008): 500 steps to 0.5, 4,000 to 0.9 and 10,000 to 1 out of 14,500."""
+    n_betas = check_positive_int(n_betas, "n_betas", minimum=3)
+    n1 = max(1, round(n_betas * 500 / 14_500))
+    n2 = max(1, round(n_betas * 4_000 / 14_500))
+    n3 = max(1, n_betas - n1 - n2)
+    return np.concatenate([np.linspace(0.0, 0.5, n1, endpoint=False),
+                           np.linspace(0.5, 0.9, n2, endpoint=False), np.linspace(0.9, 1.0, n3)])
+
+
+@tf.function
+def _ais_weights(W, b, c, b_a, betas, v, seed_generator):
+    """Log importance weights of AIS runs started at ``v``, annealing through ``betas``."""
+    log_w = tf.zeros(tf.shape(v)[0], tf.float64)
+    vb_a, vb = ops.matmul(v, b_a[:, None])[:, 0], ops.matmul(v, b[:, None])[:, 0]
+    pre = ops.matmul(v, W) + c
+    for k in tf.range(1, tf.shape(betas)[0]):
+        beta_old, beta = betas[k - 1], betas[k]
+        # log p*_beta(v) - log p*_beta_old(v), where
+        # log p*_beta(v) = (1 - beta) b_A.v + beta b.v + sum_j softplus(beta (c_j + v.W_j))
+        step = (beta - beta_old) * (vb - vb_a) + ops.sum(
+            ops.softplus(beta * pre) - ops.softplus(beta_old * pre), axis=-1)
+        log_w += tf.cast(step, tf.float64)
+        # one Gibbs sweep that leaves p_beta invariant
+        u_h = keras.random.uniform(ops.shape(pre), seed=seed_generator)
+        h = ops.cast(u_h < ops.sigmoid(beta * pre), v.dtype)
+        logits = (1.0 - beta) * b_a + beta * (ops.matmul(h, ops.transpose(W)) + b)
+        u_v = keras.random.uniform(ops.shape(v), seed=seed_generator)
+        v = ops.cast(u_v < ops.sigmoid(logits), v.dtype)
+        vb_a, vb = ops.matmul(v, b_a[:, None])[:, 0], ops.matmul(v, b[:, None])[:, 0]
+        pre = ops.matmul(v, W) + c
+    return log_w
+
+
+def ais_log_partition(rbm, base_bias, n_runs: int = 100, n_betas: int = 14_500,
+                      seed: int = 0) -> tuple[float, float]:
+    """Estimate log Z of ``rbm`` by annealed importance sampling from an independent-pixel
+    base model with visible biases ``base_bias`` (see ``base_rate_bias``).
+
+    Returns ``(log_z, log_z_std)``: the estimate log(mean w) and the standard error of
+    log Z from the spread of the importance weights (delta method).
+    """
+    n_runs = check_positive_int(n_runs, "n_runs")
+    base_bias = as_finite_array(base_bias, "base_bias", ndim=1, dtype=np.float64)
+    if base_bias.shape != (rbm.n_visible,):
+        raise ValueError(f"base_bias must have shape ({rbm.n_visible},), got {base_bias.shape}")
+    generator = keras.random.SeedGenerator(seed)
+    rng = np.random.default_rng(seed)
+    p_a = 1.0 / (1.0 + np.exp(-base_bias))
+    v0 = (rng.random((n_runs, rbm.n_visible)) < p_a).astype(np.float32)
+    log_w = _ais_weights(rbm.W, rbm.b, rbm.c, tf.constant(base_bias, tf.float32),
+                         tf.constant(ais_schedule(n_betas), tf.float32), tf.constant(v0),
+                         generator).numpy()
+    log_z_base = rbm.n_hidden * math.log(2.0) + float(np.logaddexp(0.0, base_bias).sum())
+    shift = log_w.max()
+    w = np.exp(log_w - shift)
+    log_z = log_z_base + shift + math.log(w.mean())
+    log_z_std = float(w.std(ddof=1) / (math.sqrt(n_runs) * w.mean())) if n_runs > 1 else math.inf
+    return float(log_z), log_z_std
+
+
+def log_partition_lower_bound(rbm, states=None) -> float:
+    """A bound that log Z can never be below: Z >= prod_i (1 + exp(b_i)) (the h = 0 terms of
+    the sum) and Z >= exp(-F(v)) for every state v in ``states`` (binary, e.g. fantasy
+    particles). An AIS estimate below it has missed probability mass and must be rejected."""
+    bound = float(np.logaddexp(0.0, np.asarray(rbm.b.numpy(), np.float64)).sum())
+    if states is not None:
+        states = rbm.check_binary(states, "states")
+        bound = max(bound, float(np.max(-ops.convert_to_numpy(rbm.free_energy(states)))))
+    return bound
+
+
+def average_log_likelihood(rbm, x, log_z: float) -> float:
+    """Mean log p(x) = mean(-F(x)) - log Z over binary examples ``x``, in nats."""
+    x = rbm.check_binary(x)
+    return float(-np.mean(ops.convert_to_numpy(rbm.free_energy(x)), dtype=np.float64) - log_z)
+
+
+def independent_log_likelihood(x_train, x_test, pseudocount: float = 1.0) -> float:
+    """Mean test log-likelihood of independent Bernoulli pixels fitted to ``x_train``."""
+    bias = base_rate_bias(x_train, pseudocount)
+    x = as_finite_array(x_test, "x_test", ndim=2, dtype=np.float64)
+    return float(np.mean(x @ bias - np.logaddexp(0.0, bias).sum()))

@@ -1,0 +1,183 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+from scipy import stats
+
+from helpers import config
+from helpers import rbm as rbm_lib
+
+
+def _tiny(n_visible=10, n_hidden=6, scale=1.0, seed=0):
+    model = rbm_lib.RBM(n_visible=n_visible, n_hidden=n_hidden, seed=seed)
+    rng = np.random.default_rng(seed)
+    model.W.assign(rng.normal(0, scale, (n_visible, n_hidden)).astype("float32"))
+    model.b.assign(rng.normal(0, 1, n_visible).astype("float32"))
+    model.c.assign(rng.normal(0, 1, n_hidden).astype("float32"))
+    return model
+
+
+def _all_states(n):
+    return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.float64)
+
+
+def _brute_force(model):
+    """log of exp(-E(v, h)) for every joint state: rows v, columns h."""
+    W, b, c = (np.asarray(t.numpy(), np.float64) for t in (model.W, model.b, model.c))
+    v, h = _all_states(model.n_visible), _all_states(model.n_hidden)
+    return v, (v @ b)[:, None] + (h @ c)[None, :] + v @ W @ h.T
+
+
+def test_exact_log_partition_matches_brute_force_enumeration():
+    model = _tiny()
+    _, neg_energy = _brute_force(model)
+    assert rbm_lib.exact_log_partition(model) == pytest.approx(
+        np.logaddexp.reduce(neg_energy.ravel()), abs=1e-9)
+
+
+def test_free_energy_matches_its_definition():
+    model = _tiny()
+    v, neg_energy = _brute_force(model)
+    expected = -np.logaddexp.reduce(neg_energy, axis=1)  # F(v) = -log sum_h exp(-E(v, h))
+    np.testing.assert_allclose(model.free_energy(v.astype(np.float32)), expected, rtol=1e-5)
+
+
+def test_conditionals_hand_computed():
+    model = rbm_lib.RBM(n_visible=2, n_hidden=2, seed=0)
+    model.W.assign(np.array([[1.0, -2.0], [0.5, 0.0]], np.float32))
+    model.b.assign(np.array([0.1, -0.3], np.float32))
+    model.c.assign(np.array([-1.0, 0.25], np.float32))
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    # v = (1, 1): hidden inputs c + v W = (-1 + 1 + 0.5, 0.25 - 2) = (0.5, -1.75)
+    np.testing.assert_allclose(model.hidden_probs(np.array([[1.0, 1.0]], np.float32)),
+                               [[sig(0.5), sig(-1.75)]], rtol=1e-6)
+    # h = (0, 1): visible inputs b + W h = (0.1 - 2, -0.3 + 0) = (-1.9, -0.3)
+    np.testing.assert_allclose(model.visible_probs(np.array([[0.0, 1.0]], np.float32)),
+                               [[sig(-1.9), sig(-0.3)]], rtol=1e-6)
+
+
+def test_ais_agrees_with_the_exact_partition_function():
+    model = _tiny(n_visible=20, n_hidden=12, scale=0.7, seed=3)
+    exact = rbm_lib.exact_log_partition(model)
+    estimate, std = rbm_lib.ais_log_partition(model, np.zeros(20), n_runs=200, n_betas=3000,
+                                              seed=1)
+    assert abs(estimate - exact) < 0.1
+    assert 0 < std < 0.1
+
+
+def test_gibbs_chains_sample_the_model_distribution():
+    # 6 visible units: 64 states; long chains must visit them with the exact frequencies
+    model = _tiny(n_visible=6, n_hidden=4, scale=0.8, seed=5)
+    v, neg_energy = _brute_force(model)
+    p_exact = np.exp(np.logaddexp.reduce(neg_energy, axis=1) - rbm_lib.exact_log_partition(model))
+    config.set_seed(0)
+    chains = np.zeros((4000, 6), np.float32)
+    for _ in range(30):  # burn-in, then collect the states of every chain
+        chains = model.gibbs_step(chains)[0]
+    counts = np.zeros(64)
+    for _ in range(10):
+        for _ in range(5):
+            chains = model.gibbs_step(chains)[0]
+        codes = (np.asarray(chains) * (1 << np.arange(6))).sum(axis=1).astype(int)
+        counts += np.bincount(codes, minlength=64)
+    expected = p_exact * counts.sum()
+    keep = expected > 5
+    chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    # the 10 snapshots of a chain are correlated; a generous p-value threshold allows for it
+    assert stats.chi2.sf(chi2 / 10, keep.sum() - 1) > 1e-3
+
+
+def test_pseudo_log_likelihood_is_n_times_the_exact_conditional():
+    model = _tiny()
+    v_all, neg_energy = _brute_force(model)
+    log_p = np.logaddexp.reduce(neg_energy, axis=1)  # unnormalised log p(v)
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 2, (5, 10)).astype(np.float32)
+    idx = rng.integers(0, 10, 5)
+    got = model.pseudo_log_likelihood(v, indices=idx)
+    code = lambda x: int((x * (1 << np.arange(10))).sum())  # noqa: E731
+    for row, i, value in zip(v, idx, got, strict=True):
+        flipped = row.copy()
+        flipped[i] = 1 - flipped[i]
+        a, b = log_p[code(row)], log_p[code(flipped)]
+        assert value == pytest.approx(10 * (a - np.logaddexp(a, b)), rel=1e-4)
+
+
+def test_training_lowers_reconstruction_error_cd_and_pcd():
+    rng = np.random.default_rng(0)
+    prototypes = rng.integers(0, 2, (4, 30))
+    x = prototypes[rng.integers(0, 4, 400)].astype(np.float32)
+    for persistent in (False, True):
+        config.set_seed(0)
+        model = rbm_lib.RBM(n_visible=30, n_hidden=8, k=2, persistent=persistent,
+                            n_chains=20, seed=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
+        h = model.fit(x, epochs=15, batch_size=20, verbose=0).history
+        assert h["reconstruction_error"][-1] < 0.5 * h["reconstruction_error"][0]
+    assert set(model.evaluate(x, verbose=0, return_dict=True)) == {
+        "reconstruction_error", "pseudo_loglik"}
+    # the learned model prefers the training patterns to random ones
+    random = rng.integers(0, 2, (400, 30)).astype(np.float32)
+    assert np.mean(model.free_energy(x)) < np.mean(model.free_energy(random)) - 5
+
+
+def test_independent_model_log_likelihood_hand_computed():
+    x_train = np.array([[1, 0], [1, 1], [0, 0]], np.float64)
+    # smoothed p = ((2 + 1) / 5, (1 + 1) / 5) = (0.6, 0.4)
+    expected = np.mean([math.log(0.6) + math.log(0.6), math.log(0.4) + math.log(0.6)])
+    got = rbm_lib.independent_log_likelihood(x_train, np.array([[1, 0], [0, 0]]))
+    assert got == pytest.approx(expected)
+
+
+def test_round_trip(tmp_path):
+    model = _tiny()
+    model.compile(optimizer="sgd")
+    model.save(tmp_path / "rbm.keras")
+    loaded = keras.saving.load_model(tmp_path / "rbm.keras")
+    v = np.eye(10, dtype=np.float32)
+    np.testing.assert_array_equal(model.free_energy(v), loaded.free_energy(v))
+
+
+def test_ais_schedule():
+    betas = rbm_lib.ais_schedule(14_500)
+    assert len(betas) == 14_500 and betas[0] == 0 and betas[-1] == 1
+    assert np.all(np.diff(betas) > 0)
+    assert np.sum(betas >= 0.9) == 10_000
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.fit(np.full((4, 10), 0.5, np.float32), verbose=0), "binarize=True"),
+    (lambda m: m.fit(np.zeros((4, 9), np.float32), verbose=0), r"shape \(n, 10\)"),
+    (lambda m: m.pseudo_log_likelihood(np.full((2, 10), np.nan)), "NaN"),
+    (lambda m: rbm_lib.exact_log_partition(rbm_lib.RBM(10, 30)), "max_hidden"),
+    (lambda m: rbm_lib.ais_log_partition(m, np.zeros(9)), "base_bias"),
+    (lambda m: rbm_lib.RBM(0, 5), "n_visible"),
+    (lambda m: rbm_lib.RBM(10, 5, k=0), "k must"),
+    (lambda m: rbm_lib.RBM(10, 5, weight_decay=-1.0), "weight_decay"),
+])
+def test_bad_inputs(call, match):
+    model = _tiny()
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=match):
+        call(model)
+
+
+def test_binarize_on_request():
+    model = _tiny()
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    model.fit(np.full((20, 10), 0.5, np.float32), binarize=True, epochs=1, verbose=0)
+
+
+def test_log_partition_floor_never_exceeds_the_exact_value():
+    for seed in range(5):
+        model = _tiny(scale=2.0, seed=seed)
+        exact = rbm_lib.exact_log_partition(model)
+        b = np.asarray(model.b.numpy(), np.float64)
+        assert rbm_lib.log_partition_lower_bound(model) == pytest.approx(
+            np.logaddexp(0, b).sum(), rel=1e-12)
+        v = _all_states(10).astype(np.float32)
+        floor = rbm_lib.log_partition_lower_bound(model, v)
+        assert floor <= exact
+        # with every state given, the floor is the largest single term exp(-F(v))
+        assert floor == pytest.approx(float(np.max(-model.free_energy(v).numpy())), rel=1e-6)
