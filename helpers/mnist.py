@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+import keras
 import numpy as np
 
 from helpers.checks import as_finite_array, check_unit_interval
@@ -44,8 +45,6 @@ def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 
 def _load_keras(timeout: float) -> MnistData:
-    import keras
-
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # a stalled download raises instead of hanging
     try:
@@ -111,13 +110,7 @@ def binarize(x, seed: int | None = None) -> np.ndarray:
     return (rng.random(arr.shape, dtype=np.float32) < arr).astype(np.float32)
 
 
-def _pydataset_base():
-    import keras
-
-    return keras.utils.PyDataset
-
-
-class DynamicBinarization(_pydataset_base()):
+class DynamicBinarization(keras.utils.PyDataset):
     """Keras data set that re-draws a stochastic binarisation of ``x`` every epoch."""
 
     def __init__(self, x, batch_size: int = 100, seed: int = 0, shuffle: bool = True, **kwargs):
