@@ -7,7 +7,7 @@ import math
 import numpy as np
 from keras import ops
 
-from helpers.checks import check_positive_int
+from helpers.checks import as_finite_array, check_positive_int
 
 LOG_2PI = math.log(2.0 * math.pi)
 BCE_EPSILON = 1e-7  # probabilities are clipped to [eps, 1 - eps], as Keras does
@@ -93,3 +93,17 @@ def importance_log_likelihood(vae, x, n_samples: int = 1000, batch_size: int = 1
             ops.logsumexp(ops.cast(log_w, "float64"), axis=0)) - math.log(n_samples)
     return out
 
+
+def base_rate_bias(x, pseudocount: float = 1.0) -> np.ndarray:
+    """Visible biases of the independent-pixel model fitted to binary ``x``, smoothed:
+    p_i = (count_i + pseudocount) / (n + 2 pseudocount), bias = log(p / (1 - p))."""
+    x = as_finite_array(x, "x", ndim=2, dtype=np.float64)
+    p = (x.sum(axis=0) + pseudocount) / (len(x) + 2.0 * pseudocount)
+    return np.log(p) - np.log1p(-p)
+
+
+def independent_log_likelihood(x_train, x_test, pseudocount: float = 1.0) -> float:
+    """Mean test log-likelihood of independent Bernoulli pixels fitted to ``x_train``."""
+    bias = base_rate_bias(x_train, pseudocount)
+    x = as_finite_array(x_test, "x_test", ndim=2, dtype=np.float64)
+    return float(np.mean(x @ bias - np.logaddexp(0.0, bias).sum()))

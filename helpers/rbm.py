@@ -191,14 +191,6 @@ def exact_log_partition(rbm, max_hidden: int = 22) -> float:
     return float(np.logaddexp.reduce(total))
 
 
-def base_rate_bias(x, pseudocount: float = 1.0) -> np.ndarray:
-    """Visible biases of the independent-pixel model fitted to binary ``x``, smoothed:
-    p_i = (count_i + pseudocount) / (n + 2 pseudocount), bias = log(p / (1 - p))."""
-    x = as_finite_array(x, "x", ndim=2, dtype=np.float64)
-    p = (x.sum(axis=0) + pseudocount) / (len(x) + 2.0 * pseudocount)
-    return np.log(p) - np.log1p(-p)
-
-
 def ais_schedule(n_betas: int = 14_500) -> np.ndarray:
     """Inverse temperatures from 0 to 1, denser near 1, in the proportions of Salakhutdinov &
     Murray (2008): 500 steps to 0.5, 4,000 to 0.9 and 10,000 to 1 out of 14,500."""
@@ -237,7 +229,7 @@ def _ais_weights(W, b, c, b_a, betas, v, seed_generator):
 def ais_log_partition(rbm, base_bias, n_runs: int = 100, n_betas: int = 14_500,
                       seed: int = 0) -> tuple[float, float]:
     """Estimate log Z of ``rbm`` by annealed importance sampling from an independent-pixel
-    base model with visible biases ``base_bias`` (see ``base_rate_bias``).
+    base model with visible biases ``base_bias`` (see ``likelihood.base_rate_bias``).
 
     Returns ``(log_z, log_z_std)``: the estimate log(mean w) and the standard error of
     log Z from the spread of the importance weights (delta method).
@@ -276,10 +268,3 @@ def average_log_likelihood(rbm, x, log_z: float) -> float:
     """Mean log p(x) = mean(-F(x)) - log Z over binary examples ``x``, in nats."""
     x = rbm.check_binary(x)
     return float(-np.mean(ops.convert_to_numpy(rbm.free_energy(x)), dtype=np.float64) - log_z)
-
-
-def independent_log_likelihood(x_train, x_test, pseudocount: float = 1.0) -> float:
-    """Mean test log-likelihood of independent Bernoulli pixels fitted to ``x_train``."""
-    bias = base_rate_bias(x_train, pseudocount)
-    x = as_finite_array(x_test, "x_test", ndim=2, dtype=np.float64)
-    return float(np.mean(x @ bias - np.logaddexp(0.0, bias).sum()))

@@ -128,3 +128,11 @@ def test_importance_sampling_rejects_bad_arguments():
         likelihood.importance_log_likelihood(vae, x, n_samples=0)
     with pytest.raises(ValueError, match="x must have shape"):
         likelihood.importance_log_likelihood(vae, np.zeros((2, 4)), n_samples=5)
+
+
+def test_independent_model_log_likelihood_hand_computed():
+    x_train = np.array([[1, 0], [1, 1], [0, 0]], np.float64)
+    # smoothed p = ((2 + 1) / 5, (1 + 1) / 5) = (0.6, 0.4)
+    expected = np.mean([math.log(0.6) + math.log(0.6), math.log(0.4) + math.log(0.6)])
+    got = likelihood.independent_log_likelihood(x_train, np.array([[1, 0], [0, 0]]))
+    assert got == pytest.approx(expected)

@@ -122,14 +122,6 @@ def test_training_lowers_reconstruction_error_cd_and_pcd():
     assert np.mean(model.free_energy(x)) < np.mean(model.free_energy(random)) - 5
 
 
-def test_independent_model_log_likelihood_hand_computed():
-    x_train = np.array([[1, 0], [1, 1], [0, 0]], np.float64)
-    # smoothed p = ((2 + 1) / 5, (1 + 1) / 5) = (0.6, 0.4)
-    expected = np.mean([math.log(0.6) + math.log(0.6), math.log(0.4) + math.log(0.6)])
-    got = rbm_lib.independent_log_likelihood(x_train, np.array([[1, 0], [0, 0]]))
-    assert got == pytest.approx(expected)
-
-
 def test_round_trip(tmp_path):
     model = _tiny()
     model.compile(optimizer="sgd")
