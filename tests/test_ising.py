@@ -1,0 +1,214 @@
+"""Ising sampler, exact references and data cache, checked against enumeration and closed forms."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from helpers import ising
+
+
+def boltzmann(L, T):
+    """Exact state probabilities of an L x L torus by enumeration, and the state codes."""
+    states = ising.enumerate_states(L)
+    energy = ising.energy_per_spin(states) * L * L
+    w = np.exp(-(energy - energy.min()) / T)
+    return states, w / w.sum()
+
+
+def state_codes(spins):
+    n, L, _ = spins.shape
+    return ((spins.reshape(n, -1) > 0) * (1 << np.arange(L * L))).sum(axis=1)
+
+
+# ---------------------------------------------------------------- exact references
+def test_energy_per_spin_by_hand():
+    up = np.ones((3, 3), dtype=np.int8)
+    assert ising.energy_per_spin(up) == -2.0
+    checker = np.array([[1, -1], [-1, 1]], dtype=np.int8)  # every bond anti-aligned
+    assert ising.energy_per_spin(checker) == 2.0
+    one_flip = np.ones((4, 4), dtype=np.int8)
+    one_flip[1, 2] = -1  # four broken bonds of 32: E = -32 + 8
+    assert ising.energy_per_spin(one_flip) == pytest.approx(-24 / 16)
+    assert ising.magnetization(one_flip) == pytest.approx(14 / 16)
+
+
+@pytest.mark.parametrize("L", [2, 3, 4])
+@pytest.mark.parametrize("T", [0.5, 1.5, ising.TC, 3.0, 10.0])
+def test_kaufman_matches_enumeration(L, T):
+    states = ising.enumerate_states(L)
+    energy = ising.energy_per_spin(states) * L * L
+    log_w = -energy / T
+    log_z = np.logaddexp.reduce(log_w)
+    mean_energy = np.sum(np.exp(log_w - log_z) * energy) / L**2
+    assert ising.exact_log_partition(L, T)[0] == pytest.approx(log_z, rel=1e-12)
+    assert ising.exact_energy(L, T)[0] == pytest.approx(mean_energy, abs=1e-10)
+
+
+def test_onsager_limits():
+    # the finite torus approaches the infinite lattice away from Tc
+    t = np.array([1.0, 1.8, 3.0, 4.0])
+    assert np.allclose(ising.exact_energy(256, t), ising.onsager_energy(t), atol=1e-9)
+    assert ising.onsager_energy(ising.TC)[0] == pytest.approx(-math.sqrt(2))
+    assert ising.onsager_energy(ising.TC * (1 - 1e-9))[0] == pytest.approx(-math.sqrt(2), abs=1e-6)
+    # high-temperature series: Z ~ cosh(b)^(2N) (1 + N t^4 + ...), t = tanh b, so
+    # u = -2t - 4t^3 (1 - t^2) + O(t^5)
+    t = math.tanh(1 / 50.0)
+    assert ising.onsager_energy(50.0)[0] == pytest.approx(-2 * t - 4 * t**3, rel=1e-6)
+    # ground state and low-temperature expansion u = -2 + 8 exp(-8b) + ...
+    assert ising.onsager_energy(0.4)[0] == pytest.approx(-2 + 8 * math.exp(-8 / 0.4), rel=1e-6)
+
+
+def test_onsager_magnetization():
+    assert ising.onsager_magnetization([0.01])[0] == pytest.approx(1.0)
+    assert np.all(ising.onsager_magnetization([ising.TC, 2.5, 4.0]) == 0.0)
+    m = ising.onsager_magnetization([2.0])[0]
+    assert m == pytest.approx((1 - math.sinh(1.0) ** -4) ** 0.125)
+    # critical exponent 1/8: m ~ (Tc - T)^(1/8) close to Tc
+    d1, d2 = 1e-4, 1e-6
+    m1, m2 = ising.onsager_magnetization([ising.TC - d1, ising.TC - d2])
+    assert math.log(m1 / m2) / math.log(d1 / d2) == pytest.approx(0.125, rel=1e-2)
+
+
+# ---------------------------------------------------------------- autocorrelation
+def test_integrated_time_of_ar1():
+    # AR(1) x_t = phi x_{t-1} + e_t has tau_int = (1 + phi) / (2 (1 - phi))
+    rng = np.random.default_rng(0)
+    phi, n, chains = 0.8, 20_000, 8
+    x = np.zeros((chains, n))
+    noise = rng.normal(size=(chains, n))
+    for t in range(1, n):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    assert ising.integrated_autocorr_time(x) == pytest.approx((1 + phi) / (2 * (1 - phi)),
+                                                              rel=0.08)
+    assert ising.integrated_autocorr_time(noise) == pytest.approx(0.5, abs=0.05)
+    assert ising.integrated_autocorr_time(np.ones(100)) == 0.5
+
+
+# ---------------------------------------------------------------- sampler
+@pytest.mark.parametrize("algorithm", ising.ALGORITHMS)
+@pytest.mark.parametrize("L", [2, 3])
+@pytest.mark.parametrize("T", [1.0, 2.5])
+def test_sampler_matches_boltzmann_weights(algorithm, L, T):
+    _, p = boltzmann(L, T)
+    n = 20_000
+    chains = ising.IsingChains(L, T, n, algorithm, seed=3, start="random")
+    chains.series(40)  # 40 steps from a random start: far past the tiny lattices' mixing
+    observed = np.bincount(state_codes(chains.spins), minlength=p.size)
+    expected = p * n
+    big = expected >= 5
+    obs = np.append(observed[big], observed[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    if exp[-1] < 5:  # fold a small remainder into the last large cell
+        obs, exp = obs[:-1], exp[:-1]
+        obs[-1] += observed[~big].sum()
+        exp[-1] += expected[~big].sum()
+    assert stats.chisquare(obs, exp).pvalue > 1e-3
+
+
+def test_same_seed_same_spins():
+    a = ising.generate_ising(30, temperatures=[1.5, 2.5], L=8, seed=7, progress=False)[0]
+    b = ising.generate_ising(30, temperatures=[1.5, 2.5], L=8, seed=7, progress=False)[0]
+    c = ising.generate_ising(30, temperatures=[1.5, 2.5], L=8, seed=8, progress=False)[0]
+    assert np.array_equal(a.spins, b.spins)
+    assert not np.array_equal(a.spins, c.spins)
+    assert a.spins.dtype == np.int8 and set(np.unique(a.spins)) <= {-1, 1}
+    assert a.spins.shape == (60, 8, 8)
+    assert np.array_equal(a.temperatures, np.repeat([1.5, 2.5], 30))
+
+
+def test_generated_energy_matches_exact_L8():
+    t = np.array([1.5, ising.TC, 3.5])
+    data, schedule = ising.generate_ising(2000, temperatures=t, L=8, seed=1, progress=False)
+    energy = ising.energy_per_spin(data.spins).reshape(len(t), 100, -1)
+    exact = ising.exact_energy(8, t)
+    for k in range(len(t)):
+        chain_means = energy[k].mean(axis=1)  # 100 independent chains
+        se = chain_means.std(ddof=1) / math.sqrt(len(chain_means))
+        assert abs(chain_means.mean() - exact[k]) < 4 * se
+        assert schedule[k].thin >= 4 * max(schedule[k].tau_energy, schedule[k].tau_abs_m)
+
+
+def test_metropolis_slows_near_tc_and_wolff_fixes_it():
+    metro = ising.measure_decorrelation(16, ising.TC, "metropolis", n_steps=3000)
+    hybrid = ising.measure_decorrelation(16, ising.TC, "hybrid", n_steps=3000)
+    assert metro.tau_abs_m > 5 * hybrid.tau_abs_m
+
+
+# ---------------------------------------------------------------- data API and cache
+def test_load_ising_caches_and_rebuilds(isolated_dirs):
+    kwargs = dict(n_per_temperature=20, temperatures=[2.0, 3.0], L=6, seed=2, progress=False)
+    first = ising.load_ising(**kwargs)
+    files = list((isolated_dirs / "data" / "ising").glob("*.npz"))
+    assert len(files) == 1 and not list(files[0].parent.glob(".*tmp"))
+    again = ising.load_ising(**kwargs)
+    assert np.array_equal(first.spins, again.spins)
+    assert ising.cached_schedule(20, [2.0, 3.0], 6, 2) is not None
+    # a truncated file is detected and rebuilt with the same content
+    raw = files[0].read_bytes()
+    files[0].write_bytes(raw[: len(raw) // 2])
+    with pytest.warns(UserWarning, match="regenerating"):
+        rebuilt = ising.load_ising(**kwargs)
+    assert np.array_equal(first.spins, rebuilt.spins)
+    # a file whose bits were altered fails the checksum
+    with np.load(files[0]) as f:
+        packed, temps, meta = f["packed"].copy(), f["temperatures"], f["meta"]
+    packed[0, 0] ^= 1
+    np.savez(files[0], packed=packed, temperatures=temps, meta=meta)
+    with pytest.warns(UserWarning, match="checksum"):
+        ising.load_ising(**kwargs)
+
+
+def test_interrupted_write_leaves_no_file(isolated_dirs, monkeypatch):
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ising.np, "savez", fail)
+    with pytest.raises(KeyboardInterrupt):
+        ising.load_ising(5, temperatures=[2.0], L=4, progress=False)
+    assert list((isolated_dirs / "data" / "ising").iterdir()) == []
+
+
+def test_reads_original_pickle_format(tmp_path):
+    rng = np.random.default_rng(0)
+    n_per, L = 3, 40
+    spins = rng.choice(np.array([-1, 1], dtype=np.int8), size=(16 * n_per, L, L))
+    path = tmp_path / ising.ORIGINAL_FILE
+    with open(path, "wb") as fh:  # the original: np.packbits of the 0/1 spins, pickled
+        pickle.dump(np.packbits((spins > 0).astype(np.uint8)), fh)
+    data = ising.load_ising(n_per_temperature=2, path=path)
+    assert np.array_equal(data.spins[:2], spins[:2])
+    assert np.array_equal(data.spins[2:4], spins[3:5])
+    assert np.allclose(data.temperatures[:4], [0.25, 0.25, 0.5, 0.5])
+    sub = ising.read_ising_pickle(path, temperatures=[4.0])
+    assert np.array_equal(sub.spins, spins[-3:])
+    with pytest.raises(ValueError, match="n_per_temperature"):
+        ising.read_ising_pickle(path, n_per_temperature=4)
+    with pytest.raises(ValueError, match="temperatures"):
+        ising.read_ising_pickle(path, temperatures=[2.3])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(L=1), "L"),
+    (dict(temperatures=[1.0, 0.0]), "temperatures"),
+    (dict(temperatures=[-2.0]), "temperatures"),
+    (dict(n_per_temperature=0), "n_per_temperature"),
+    (dict(algorithm="swendsen-wang"), "algorithm"),
+    (dict(seed=-1), "seed"),
+])
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ising.load_ising(**{"n_per_temperature": 2, "L": 4, "progress": False, **kwargs})
+
+
+def test_bad_input_elsewhere():
+    with pytest.raises(ValueError, match="L"):
+        ising.exact_energy(1, 2.0)
+    with pytest.raises(ValueError, match="temperatures"):
+        ising.onsager_energy([0.0])
+    with pytest.raises(ValueError, match="start"):
+        ising.IsingChains(4, 2.0, 2, start="hot")
+    with pytest.raises(ValueError, match="x"):
+        ising.integrated_autocorr_time([1.0, 2.0])
