@@ -4,7 +4,8 @@ Modules: ``config`` (paths, fast mode, seeds), ``mnist`` (MNIST loader and
 binarisation), ``builders`` (encoder/decoder builders), ``models`` (VAE and
 autoencoder), ``likelihood`` (losses and importance-sampled log-likelihood),
 ``training`` (fit-or-load weight cache), ``plotting`` and ``metrics``
-(headline-number recorder). Importing the package has no side effects.
+(headline-number recorder), and study modules (``scurve``, ``galaxies``, ``rbm``,
+``ising``, ``checkerboard``). Importing the package has no side effects.
 """
 
 __version__ = "0.1.0"
