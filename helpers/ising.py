@@ -466,8 +466,15 @@ def generate_ising(n_per_temperature=10_000, temperatures=None, L=40, seed=0,
     return data, schedule
 
 
-def _cache_key(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+def _cache_file(n_per_temperature, temperatures, L, seed, algorithm) -> tuple[Path, dict]:
+    """Checked generation parameters and the cache file they key."""
+    n = check_positive_int(n_per_temperature, "n_per_temperature")
+    t = DEFAULT_TEMPERATURES if temperatures is None else _check_temperatures(temperatures)
+    L, seed, algorithm = _check_L(L), _check_seed(seed), _check_algorithm(algorithm)
+    params = {"n_per_temperature": n, "temperatures": [round(float(x), 10) for x in t],
+              "L": L, "seed": seed, "algorithm": algorithm, "version": _CACHE_VERSION}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    return data_dir("ising") / f"ising_L{L}_n{n}_{key}.npz", params
 
 
 def _pack(spins: np.ndarray) -> np.ndarray:
@@ -502,21 +509,19 @@ def load_ising(n_per_temperature=10_000, temperatures=None, L=40, seed=0, algori
     arrays keyed by the parameters; the file is written atomically and checked (parameters
     and checksum) when read, and a corrupt or mismatched cache is regenerated. With ``path``,
     reads the original Mehta et al. pickle instead (see :func:`read_ising_pickle`)."""
-    n = check_positive_int(n_per_temperature, "n_per_temperature")
-    t = DEFAULT_TEMPERATURES if temperatures is None else _check_temperatures(temperatures)
-    L, seed, algorithm = _check_L(L), _check_seed(seed), _check_algorithm(algorithm)
     if path is not None:
-        return read_ising_pickle(path, L=L, n_per_temperature=n, temperatures=t)
-    params = {"n_per_temperature": n, "temperatures": [round(float(x), 10) for x in t],
-              "L": L, "seed": seed, "algorithm": algorithm, "version": _CACHE_VERSION}
-    file = data_dir("ising") / f"ising_L{L}_n{n}_{_cache_key(params)}.npz"
+        return read_ising_pickle(path, L=L, n_per_temperature=n_per_temperature,
+                                 temperatures=temperatures)
+    file, params = _cache_file(n_per_temperature, temperatures, L, seed, algorithm)
+    t = DEFAULT_TEMPERATURES if temperatures is None else _check_temperatures(temperatures)
     if cache and file.exists():
         try:
             return _read_cache(file, params)[0]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             warnings.warn(f"Ising cache {file.name} is unreadable ({err}); regenerating",
                           stacklevel=2)
-    data, schedule = generate_ising(n, t, L, seed, algorithm, progress=progress)
+    data, schedule = generate_ising(params["n_per_temperature"], t, params["L"], params["seed"],
+                                    algorithm, progress=progress)
     if cache:
         _write_cache(file, data, params, schedule)
     return data
@@ -542,11 +547,7 @@ def _write_cache(file: Path, data: IsingData, params: dict, schedule) -> None:
 def cached_schedule(n_per_temperature=10_000, temperatures=None, L=40, seed=0,
                     algorithm="hybrid") -> list[Decorrelation] | None:
     """The decorrelation schedule stored with a cached data set, or None if not cached."""
-    t = DEFAULT_TEMPERATURES if temperatures is None else _check_temperatures(temperatures)
-    params = {"n_per_temperature": int(n_per_temperature),
-              "temperatures": [round(float(x), 10) for x in t], "L": int(L), "seed": int(seed),
-              "algorithm": algorithm, "version": _CACHE_VERSION}
-    file = data_dir("ising") / f"ising_L{L}_n{n_per_temperature}_{_cache_key(params)}.npz"
+    file, params = _cache_file(n_per_temperature, temperatures, L, seed, algorithm)
     try:
         meta = _read_cache(file, params)[1]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
