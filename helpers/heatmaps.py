@@ -1,0 +1,277 @@
+"""Covariance heatmaps: max-normalised densities of zero-mean bivariate normal and t
+distributions on a square grid, the full parameter grid of the covariance-heatmap study,
+its train/test split, and two encoder/decoder backbones for 36 x 36 heatmaps.
+
+Pixel (i, j) of a heatmap is the density at (x, y) = (grid[i], grid[j]): rows follow x,
+columns follow y. So swapping the two variances transposes the image.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from keras import layers
+from scipy.special import gammaln
+from sklearn.model_selection import train_test_split
+
+from helpers.checks import as_finite_array, check_positive_int
+
+VARIANCES = np.round(np.arange(0.1, 5.0, 0.2), 2)  # 0.1, 0.3, ..., 4.9 (25 values)
+CORRELATIONS = np.round(np.arange(-0.95, 0.9, 0.1), 2)  # -0.95, -0.85, ..., 0.85 (19 values)
+GRID_START, GRID_STEP, GRID_SIZE = -3.0, 0.17, 36  # -3, -2.83, ..., 2.95
+LABELS = ("var_x", "var_y", "rho")
+T_LABELS = ("var_x", "var_y", "rho", "df")
+HEAVY_DF, LIGHT_DF = 2.0, 200.0  # the two degrees of freedom of the t extension
+
+
+class HeatmapData(NamedTuple):
+    """Images (n, size, size, 1) float32 in [0, 1], labels (n, k) float64, label names."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    columns: tuple[str, ...]
+
+
+# ---------------------------------------------------------------- grid and parameters
+def grid_points(size: int = GRID_SIZE, start: float = GRID_START,
+                step: float = GRID_STEP) -> np.ndarray:
+    """``size`` evenly spaced coordinates ``start + step * k`` (default -3, -2.83, ..., 2.95)."""
+    size = check_positive_int(size, "size", minimum=2)
+    if not (math.isfinite(start) and math.isfinite(step) and step > 0):
+        raise ValueError(f"start must be finite and step finite and > 0, got {start}, {step}")
+    return start + step * np.arange(size)
+
+
+def parameter_grid() -> np.ndarray:
+    """All 25 x 25 x 19 = 11,875 combinations (var_x, var_y, rho) of the study, shape (n, 3)."""
+    mesh = np.meshgrid(VARIANCES, VARIANCES, CORRELATIONS, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _check_parameters(var_x, var_y, rho, df=None):
+    arrays = [as_finite_array(v, name, ndim=(0, 1), dtype=np.float64)
+              for v, name in ((var_x, "var_x"), (var_y, "var_y"), (rho, "rho"))]
+    if df is not None:
+        arrays.append(as_finite_array(df, "df", ndim=(0, 1), dtype=np.float64))
+    arrays = np.broadcast_arrays(*[np.atleast_1d(a) for a in arrays])
+    for values, name in zip(arrays[:2], ("var_x", "var_y"), strict=True):
+        if np.any(values <= 0):
+            raise ValueError(f"{name} must be > 0, got minimum {values.min():.4g}")
+    if np.any(np.abs(arrays[2]) >= 1):
+        raise ValueError(f"rho must lie strictly between -1 and 1, got values up to "
+                         f"|rho| = {np.abs(arrays[2]).max():.4g}")
+    if df is not None and np.any(arrays[3] <= 0):
+        raise ValueError(f"df must be > 0, got minimum {arrays[3].min():.4g}")
+    return arrays
+
+
+def _check_grid(grid):
+    if grid is None:
+        return grid_points()
+    grid = as_finite_array(grid, "grid", ndim=1, dtype=np.float64)
+    if grid.size < 2:
+        raise ValueError(f"grid must hold at least 2 points, got {grid.size}")
+    return grid
+
+
+def _quadratic_form(var_x, var_y, rho, grid):
+    """Mahalanobis distance squared, (n, size, size), of every grid point."""
+    x = grid[None, :, None]
+    y = grid[None, None, :]
+    vx, vy, r = (a[:, None, None] for a in (var_x, var_y, rho))
+    return (x * x / vx - 2 * r * x * y / np.sqrt(vx * vy) + y * y / vy) / (1 - r * r)
+
+
+# ---------------------------------------------------------------- densities
+def normal_density(var_x, var_y, rho, grid=None) -> np.ndarray:
+    """Bivariate normal density N(0, [[vx, r sx sy], [r sx sy, vy]]) on grid x grid,
+    shape (n, size, size) for n parameter sets (scalars or 1-D arrays, broadcast)."""
+    var_x, var_y, rho = _check_parameters(var_x, var_y, rho)
+    grid = _check_grid(grid)
+    q = _quadratic_form(var_x, var_y, rho, grid)
+    det = (var_x * var_y * (1 - rho**2))[:, None, None]
+    return np.exp(-0.5 * q) / (2 * np.pi * np.sqrt(det))
+
+
+def t_density(var_x, var_y, rho, df, grid=None) -> np.ndarray:
+    """Bivariate Student t density with scale matrix [[vx, r sx sy], [r sx sy, vy]] and
+    ``df`` degrees of freedom on grid x grid, shape (n, size, size)."""
+    var_x, var_y, rho, df = _check_parameters(var_x, var_y, rho, df)
+    grid = _check_grid(grid)
+    q = _quadratic_form(var_x, var_y, rho, grid)
+    nu = df[:, None, None]
+    det = (var_x * var_y * (1 - rho**2))[:, None, None]
+    log_norm = gammaln((nu + 2) / 2) - gammaln(nu / 2) - np.log(nu * np.pi) - 0.5 * np.log(det)
+    return np.exp(log_norm - (nu + 2) / 2 * np.log1p(q / nu))
+
+
+def _max_normalise(log_kernel):
+    """exp(log_kernel - its maximum over each image), float32: each image peaks at 1."""
+    peak = log_kernel.max(axis=(1, 2), keepdims=True)
+    return np.exp(log_kernel - peak).astype(np.float32)
+
+
+def normal_heatmaps(var_x, var_y, rho, grid=None) -> np.ndarray:
+    """Max-normalised normal densities (n, size, size), float32, each with maximum 1."""
+    var_x, var_y, rho = _check_parameters(var_x, var_y, rho)
+    return _max_normalise(-0.5 * _quadratic_form(var_x, var_y, rho, _check_grid(grid)))
+
+
+def t_heatmaps(var_x, var_y, rho, df, grid=None) -> np.ndarray:
+    """Max-normalised bivariate t densities (n, size, size), float32, each with maximum 1."""
+    var_x, var_y, rho, df = _check_parameters(var_x, var_y, rho, df)
+    nu = df[:, None, None]
+    q = _quadratic_form(var_x, var_y, rho, _check_grid(grid))
+    return _max_normalise(-(nu + 2) / 2 * np.log1p(q / nu))
+
+
+# ---------------------------------------------------------------- data sets
+def heavy_tail_rule(var_x, var_y, seed=0) -> np.ndarray:
+    """The study's stochastic rule for the t extension: df = 2 where
+    (var_x + var_y)^2 - u > 20 with u ~ U(0, 10), else df = 200."""
+    var_x, var_y, _ = _check_parameters(var_x, var_y, 0.0)
+    u = np.random.default_rng(seed).uniform(0.0, 10.0, var_x.shape)
+    return np.where((var_x + var_y) ** 2 - u > 20.0, HEAVY_DF, LIGHT_DF)
+
+
+def heavy_tail_probability(var_x, var_y) -> np.ndarray:
+    """P(df = 2 | var_x, var_y) under ``heavy_tail_rule``: clip(((vx + vy)^2 - 20) / 10, 0, 1)."""
+    var_x, var_y, _ = _check_parameters(var_x, var_y, 0.0)
+    return np.clip(((var_x + var_y) ** 2 - 20.0) / 10.0, 0.0, 1.0)
+
+
+def _split(images, labels, columns, test_fraction, seed):
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    x_train, x_test, y_train, y_test = train_test_split(
+        images[..., None], labels, test_size=test_fraction, random_state=seed)
+    return HeatmapData(x_train, x_test, y_train, y_test, columns)
+
+
+def load_heatmaps(test_fraction: float = 0.2, seed: int = 19) -> HeatmapData:
+    """The 11,875 normal heatmaps, labels (var_x, var_y, rho), split at random (``seed``)."""
+    params = parameter_grid()
+    return _split(normal_heatmaps(*params.T), params, LABELS, test_fraction, seed)
+
+
+def load_t_heatmaps(test_fraction: float = 0.2, seed: int = 19, df_seed: int = 25) -> HeatmapData:
+    """The same grid as t densities, df from ``heavy_tail_rule`` (seeded by ``df_seed``);
+    labels (var_x, var_y, rho, df)."""
+    params = parameter_grid()
+    df = heavy_tail_rule(params[:, 0], params[:, 1], seed=df_seed)
+    images = t_heatmaps(*params.T, df)
+    return _split(images, np.column_stack([params, df]), T_LABELS, test_fraction, seed)
+
+
+# ---------------------------------------------------------------- image statistics
+def frobenius_error(x, x_hat) -> np.ndarray:
+    """Per-image Frobenius norm ||x - x_hat||_F for stacks of images of the same shape."""
+    x = as_finite_array(x, "x", dtype=np.float64)
+    x_hat = as_finite_array(x_hat, "x_hat", dtype=np.float64)
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {x.shape} and {x_hat.shape}")
+    return np.sqrt(((x - x_hat) ** 2).reshape(len(x), -1).sum(axis=1))
+
+
+def image_moments(images, grid=None) -> np.ndarray:
+    """Treat each non-negative image as weights on grid x grid and return its weighted
+    (var_x, var_y, rho) about the origin, shape (n, 3). The grid truncates the tails, so
+    wide densities read smaller than their true variances; use it to compare images."""
+    images = as_finite_array(images, "images", dtype=np.float64)
+    images = images.reshape(len(images), images.shape[1], -1)
+    grid = _check_grid(grid)
+    if images.shape[1:] != (grid.size, grid.size):
+        raise ValueError(f"images must be (n, {grid.size}, {grid.size}) for this grid, "
+                         f"got {images.shape}")
+    w = np.clip(images, 0.0, None)
+    total = w.sum(axis=(1, 2))
+    if np.any(total <= 0):
+        raise ValueError("images must each have some positive pixel")
+    x, y = grid[None, :, None], grid[None, None, :]
+    sxx = (w * x * x).sum(axis=(1, 2)) / total
+    syy = (w * y * y).sum(axis=(1, 2)) / total
+    sxy = (w * x * y).sum(axis=(1, 2)) / total
+    return np.column_stack([sxx, syy, sxy / np.sqrt(sxx * syy)])
+
+
+# ---------------------------------------------------------------- backbones
+def _shape_checks(latent_dim, size):
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    size = check_positive_int(size, "size", minimum=4)
+    return latent_dim, size
+
+
+def _head(h, latent_dim, variational):
+    if variational:
+        return [layers.Dense(latent_dim, name="z_mean")(h),
+                layers.Dense(latent_dim, name="z_log_var")(h)]
+    return layers.Dense(latent_dim, name="z")(h)
+
+
+def light_backbone(latent_dim: int = 3, variational: bool = True, size: int = 36):
+    """(encoder, decoder) for size x size heatmaps, built for speed: no convolution runs at
+    full resolution. Encoder: three stride-2 3x3 convolutions (16, 32, 64 channels), then
+    Dense 64. Decoder: Dense 256, Dense to a (size/2)^2 x 16 map, a 3x3 convolution with
+    16 channels, one with 4, and a sub-pixel shuffle (Shi et al. 2016) that turns the 4
+    channels of each half-resolution pixel into a 2x2 block of the output; then a sigmoid.
+    ``size`` must be even."""
+    latent_dim, size = _shape_checks(latent_dim, size)
+    if size % 2:
+        raise ValueError(f"size must be even, got {size}")
+    inputs = keras.Input(shape=(size, size, 1))
+    h = inputs
+    for width in (16, 32, 64):
+        h = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
+    encoder = keras.Model(inputs, _head(h, latent_dim, variational), name="encoder")
+
+    half = size // 2
+    z = keras.Input(shape=(latent_dim,))
+    h = layers.Dense(256, activation="relu")(z)
+    h = layers.Reshape((half, half, 16))(layers.Dense(half * half * 16, activation="relu")(h))
+    h = layers.Conv2D(16, 3, padding="same", activation="relu")(h)
+    h = layers.Conv2D(4, 3, padding="same")(h)
+    # channel 2a + b of half-pixel (i, j) becomes output pixel (2i + a, 2j + b)
+    h = layers.Permute((1, 3, 2, 4))(layers.Reshape((half, half, 2, 2))(h))
+    h = layers.Reshape((size, size, 1))(h)
+    outputs = layers.Activation("sigmoid")(h)
+    return encoder, keras.Model(z, outputs, name="decoder")
+
+
+def source_backbone(latent_dim: int = 3, variational: bool = True, size: int = 36):
+    """(encoder, decoder) with the original study's layout, for timing comparisons:
+    Conv 32 and Conv 64 at full resolution, then Conv 128 and Conv 64, each convolution
+    but the first followed by 2x2 max pooling; Dense 64. The decoder grows 4x4x64 by
+    transposed convolutions with strides 1, 3 and 3 to 36 x 36. Only ``size=36`` fits."""
+    latent_dim, size = _shape_checks(latent_dim, size)
+    if size != 36:
+        raise ValueError(f"size must be 36 for the original layout, got {size}")
+    inputs = keras.Input(shape=(size, size, 1))
+    h = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    for width in (64, 128, 64):
+        h = layers.Conv2D(width, 3, padding="same", activation="relu")(h)
+        h = layers.MaxPooling2D(2)(h)
+    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
+    encoder = keras.Model(inputs, _head(h, latent_dim, variational), name="encoder")
+
+    z = keras.Input(shape=(latent_dim,))
+    h = layers.Reshape((4, 4, 64))(layers.Dense(4 * 4 * 64, activation="relu")(z))
+    for width, stride in ((64, 1), (64, 3), (32, 3)):
+        h = layers.Conv2DTranspose(width, 3, strides=stride, padding="same",
+                                   activation="relu")(h)
+    outputs = layers.Conv2DTranspose(1, 3, padding="same", activation="sigmoid")(h)
+    return encoder, keras.Model(z, outputs, name="decoder")
+
+
+__all__ = [
+    "CORRELATIONS", "GRID_SIZE", "GRID_START", "GRID_STEP", "HEAVY_DF", "LABELS", "LIGHT_DF",
+    "T_LABELS", "VARIANCES", "HeatmapData", "frobenius_error", "grid_points",
+    "heavy_tail_probability", "heavy_tail_rule", "image_moments", "light_backbone",
+    "load_heatmaps", "load_t_heatmaps", "normal_density", "normal_heatmaps", "parameter_grid",
+    "source_backbone", "t_density", "t_heatmaps",
+]
