@@ -5,7 +5,8 @@ binarisation), ``builders`` (encoder/decoder builders), ``models`` (VAE and
 autoencoder), ``likelihood`` (losses and importance-sampled log-likelihood),
 ``training`` (fit-or-load weight cache), ``plotting`` and ``metrics``
 (headline-number recorder), and study modules (``scurve``, ``galaxies``, ``rbm``,
-``ising``, ``checkerboard``, ``heatmaps``). Importing the package has no side effects.
+``ising``, ``checkerboard``, ``heatmaps``, ``gan``, ``digits``). Importing the package
+has no side effects.
 """
 
 __version__ = "0.1.0"

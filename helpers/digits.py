@@ -1,0 +1,103 @@
+"""Judging generated digits with an MNIST classifier: a small CNN trained once and cached,
+the class histogram and confidence of generated digits, and the Frechet distance between
+the classifier's penultimate-layer features of two sets of images."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+from scipy import linalg
+
+from helpers.checks import as_finite_array, check_unit_interval
+from helpers.training import fit_or_load
+
+FEATURE_LAYER = "features"
+
+
+def build_classifier() -> keras.Model:
+    """(28, 28, 1) in [0, 1] -> Conv 32 -> pool -> Conv 64 -> pool -> Dropout 0.3 ->
+    Dense 128 ('features', the layer the Frechet distance reads) -> Dropout 0.3 -> softmax."""
+    x = keras.Input(shape=(28, 28, 1))
+    h = layers.MaxPooling2D()(layers.Conv2D(32, 3, activation="relu")(x))
+    h = layers.MaxPooling2D()(layers.Conv2D(64, 3, activation="relu")(h))
+    h = layers.Dropout(0.3)(layers.Flatten()(h))
+    h = layers.Dense(128, activation="relu", name=FEATURE_LAYER)(h)
+    outputs = layers.Dense(10, activation="softmax")(layers.Dropout(0.3)(h))
+    return keras.Model(x, outputs, name="digit_classifier")
+
+
+def _images(x, name="x") -> np.ndarray:
+    arr = as_finite_array(x, name)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.shape[1:] != (28, 28, 1):
+        raise ValueError(f"{name} must have shape (n, 28, 28) or (n, 28, 28, 1), got {arr.shape}")
+    check_unit_interval(arr, name)
+    return arr
+
+
+def train_classifier(x_train, y_train, *, epochs: int = 30, seed: int = 0,
+                     source: str = "unknown") -> tuple[keras.Model, dict]:
+    """Train ``build_classifier`` on images in [0, 1] with small random shifts, or reload
+    it from the weight cache (always on: the classifier is a measuring instrument, so every
+    notebook and mode uses the same one). Returns (model, history)."""
+    x_train = _images(x_train, "x_train")
+    y_train = np.asarray(y_train).astype(np.int64)
+    if y_train.shape != (len(x_train),) or y_train.min() < 0 or y_train.max() > 9:
+        raise ValueError(f"y_train must hold one label 0..9 per image, got shape {y_train.shape}")
+    keras.utils.set_random_seed(seed)
+    augment = keras.Sequential([layers.RandomTranslation(0.08, 0.08, fill_mode="constant",
+                                                         seed=seed)])
+    model = build_classifier()
+    inputs = keras.Input(shape=(28, 28, 1))
+    trainer = keras.Model(inputs, model(augment(inputs)))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = fit_or_load(trainer, x_train, y_train, name="digit_classifier", cache=True,
+                          settings={"seed": seed, "data": source}, epochs=epochs,
+                          batch_size=64, verbose=0)
+    return model, history
+
+
+def predict_probabilities(classifier, x, batch_size: int = 500) -> np.ndarray:
+    """Class probabilities (n, 10) of images in [0, 1]."""
+    return classifier.predict(_images(x), batch_size=batch_size, verbose=0)
+
+
+def features(classifier, x, batch_size: int = 500) -> np.ndarray:
+    """The classifier's penultimate-layer activations (n, 128) for images in [0, 1]."""
+    extractor = keras.Model(classifier.inputs, classifier.get_layer(FEATURE_LAYER).output)
+    return extractor.predict(_images(x), batch_size=batch_size, verbose=0).astype(np.float64)
+
+
+def class_fractions(probabilities) -> np.ndarray:
+    """Fraction of images assigned to each of the 10 classes (argmax of the probabilities)."""
+    probs = as_finite_array(probabilities, "probabilities", ndim=2)
+    if probs.shape[1] != 10:
+        raise ValueError(f"probabilities must have 10 columns, got {probs.shape}")
+    return np.bincount(probs.argmax(axis=1), minlength=10) / len(probs)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (n, d):
+    |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)). The trace of the matrix square
+    root is the sum of the square roots of the eigenvalues of S_a S_b, which are real and
+    non-negative for covariance matrices (tiny negative round-off is clipped)."""
+    a = as_finite_array(features_a, "features_a", ndim=2, dtype=np.float64)
+    b = as_finite_array(features_b, "features_b", ndim=2, dtype=np.float64)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sets must have the same width, got {a.shape[1]} and "
+                         f"{b.shape[1]}")
+    if min(len(a), len(b)) < 2:
+        raise ValueError("each feature set needs at least 2 rows to estimate a covariance")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    eig = linalg.eigvals(cov_a @ cov_b).real
+    trace_sqrt = np.sqrt(np.clip(eig, 0.0, None)).sum()
+    value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt
+    return float(max(value, 0.0))
+
+
+__all__ = ["FEATURE_LAYER", "build_classifier", "class_fractions", "features",
+           "frechet_distance", "predict_probabilities", "train_classifier"]

@@ -1,0 +1,92 @@
+"""DCGAN: shapes and ranges, the losses against hand-computed values, one training step,
+and a checkpoint round trip that resumes where it stopped."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import gan
+
+
+def make_gan(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = gan.GAN(gan.build_generator(100), gan.build_discriminator(), seed=seed)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-4), g_optimizer=keras.optimizers.Adam(1e-4))
+    return model
+
+
+def test_generator_and_discriminator_shapes_and_ranges():
+    generator, discriminator = gan.build_generator(100), gan.build_discriminator()
+    z = np.random.default_rng(0).standard_normal((7, 100)).astype(np.float32) * 10
+    images = np.asarray(generator(z, training=False))
+    assert images.shape == (7, 28, 28, 1)
+    assert images.min() >= -1 and images.max() <= 1
+    logits = np.asarray(discriminator(images, training=False))
+    assert logits.shape == (7, 1)
+    assert generator.get_layer(index=1).units == 7 * 7 * 256
+    with pytest.raises(ValueError, match="latent_dim"):
+        gan.build_generator(0)
+
+
+def test_losses_against_hand_computed_values():
+    real = np.array([[2.0], [0.0]], dtype=np.float32)
+    fake = np.array([[-1.0], [3.0]], dtype=np.float32)
+    # -log sigmoid(2) = log(1 + e^-2); -log sigmoid(0) = log 2; -log(1 - sigmoid(x)) = log(1 + e^x)
+    d_expected = (math.log1p(math.exp(-2)) + math.log(2)) / 2 \
+        + (math.log1p(math.exp(-1)) + math.log1p(math.exp(3))) / 2
+    g_expected = (math.log1p(math.exp(1)) + math.log1p(math.exp(-3))) / 2
+    assert float(gan.discriminator_loss(real, fake)) == pytest.approx(d_expected, rel=1e-6)
+    assert float(gan.generator_loss(fake)) == pytest.approx(g_expected, rel=1e-6)
+    # a discriminator that cannot tell: both halves cost log 2
+    zeros = np.zeros((4, 1), dtype=np.float32)
+    assert float(gan.discriminator_loss(zeros, zeros)) == pytest.approx(2 * math.log(2))
+
+
+def test_train_step_reports_losses_and_scores():
+    model = make_gan()
+    x = np.random.default_rng(1).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
+    logs = model.fit(x, batch_size=32, epochs=1, verbose=0).history
+    assert set(logs) == {"d_loss", "g_loss", "real_score", "fake_score"}
+    assert 0 < logs["real_score"][0] < 1 and 0 < logs["fake_score"][0] < 1
+    assert logs["d_loss"][0] > 0 and logs["g_loss"][0] > 0
+    out = model.generate(5, seed=3)
+    assert out.shape == (5, 28, 28, 1)
+    np.testing.assert_array_equal(out, model.generate(5, seed=3))
+
+
+def test_checkpoint_round_trip_resumes_training(tmp_path):
+    x = np.random.default_rng(2).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
+    model = make_gan()
+    callback = gan.CheckpointEvery(tmp_path, every=2, keep=2)
+    model.fit(x, batch_size=32, epochs=3, verbose=0, callbacks=[callback])
+    assert [p.name for p in sorted(tmp_path.glob("epoch-*"))] == \
+        ["epoch-0002.weights.h5", "epoch-0003.weights.h5"]
+    assert gan.latest_checkpoint(tmp_path)[0] == 3
+
+    fresh = make_gan(seed=5)
+    fresh.generator(np.zeros((1, 100), np.float32))
+    fresh.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    assert gan.restore_latest(fresh, tmp_path) == 3
+    for a, b in zip(model.weights, fresh.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(fresh.d_optimizer.iterations) == int(model.d_optimizer.iterations) == 6
+    for a, b in zip(model.g_optimizer.variables, fresh.g_optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # resuming continues the epoch count and the optimizer steps
+    fresh.fit(x, batch_size=32, epochs=5, initial_epoch=3, verbose=0,
+              callbacks=[gan.CheckpointEvery(tmp_path, every=2, keep=2)])
+    assert gan.latest_checkpoint(tmp_path)[0] == 5
+    assert int(fresh.g_optimizer.iterations) == 10
+
+
+def test_restore_without_checkpoint_and_from_a_corrupt_file(tmp_path):
+    model = make_gan()
+    model.generator(np.zeros((1, 100), np.float32))
+    model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    assert gan.restore_latest(model, tmp_path) == 0
+    (tmp_path / "epoch-0004.weights.h5").write_bytes(b"not an hdf5 file")
+    with pytest.raises(ValueError, match="epoch-0004"):
+        gan.restore_latest(model, tmp_path)
