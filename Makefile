@@ -5,8 +5,10 @@ SHELL := /bin/bash
 VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-NB     ?=
-FAST   ?=
+NB      ?=
+FAST    ?=
+P       ?=
+DATASET ?=
 
 .PHONY: help install run test lint bench lab clean
 
@@ -22,8 +24,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install requirements and helpers
 
-run: $(STAMP)  ## execute notebooks (NB=05 for one, FAST=1 for fast mode) and print their numbers
-	$(PYTHON) -m helpers.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast)
+run: $(STAMP)  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist)
+	$(PYTHON) -m helpers.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)')
 
 lint: $(STAMP)  ## ruff over code and notebooks
 	$(VENV)/bin/ruff check .

@@ -11,12 +11,34 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_FALSE = {"", "0", "false", "no", "off"}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def env_flag(name: str) -> bool:
+    """Read the boolean environment variable ``name``: 1, true, yes, on mean True; unset,
+    empty, 0, false, no, off mean False (any case); anything else raises ValueError."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"environment variable {name} must be 1/true/yes/on or 0/false/no/off, "
+                     f"got {raw!r}")
 
 
 def fast_mode() -> bool:
     """Return True when ``NOTEBOOK_FAST`` is set to a true value (1, true, yes, on)."""
-    return os.environ.get("NOTEBOOK_FAST", "").strip().lower() not in _FALSE
+    return env_flag("NOTEBOOK_FAST")
+
+
+def retrain_requested(retrain: bool = False) -> bool:
+    """True when ``retrain`` is true or ``RETRAIN`` is set in the environment: either one
+    forces every cached model (weights in data/models/, GAN checkpoints) to train again."""
+    if not isinstance(retrain, (bool, np.bool_)):
+        raise TypeError(f"retrain must be True or False, got {retrain!r}")
+    return bool(retrain) or env_flag("RETRAIN")
 
 
 def data_dir(*parts: str) -> Path:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ import numpy as np
 from helpers.config import build_dir, fast_mode
 
 
-def replace_atomic(path: Path, write) -> None:
+def replace_atomic(path: Path, write, suffix: str = ".tmp") -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into
-    place, so readers never see a half-written file; the temporary file never outlives it."""
+    place, so readers never see a half-written file; the temporary file never outlives it.
+    ``suffix`` ends the temporary name (Keras wants ``.weights.h5`` on weight files)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
     os.close(fd)
     try:
         write(tmp)
@@ -36,21 +38,35 @@ def write_json_atomic(path: Path, payload) -> None:
     replace_atomic(path, write)
 
 
+def metrics_stem(notebook: str, variant: str | None = None) -> str:
+    """File stem of a notebook's metrics: ``notebook``, or ``notebook-variant`` for a run on
+    other data (e.g. ``06_rbm_mnist-fashion_mnist``)."""
+    if not isinstance(notebook, str) or not notebook or os.sep in notebook:
+        raise ValueError(f"notebook must be a file stem like '05_mnist_vae', got {notebook!r}")
+    if variant is None:
+        return notebook
+    if not isinstance(variant, str) or not variant.isidentifier():
+        raise ValueError(f"variant must be a name such as 'fashion_mnist', got {variant!r}")
+    return f"{notebook}-{variant}"
+
+
 class MetricsRecorder:
     """Collects named numbers for one notebook and keeps its JSON file up to date.
 
-    The file holds ``notebook``, ``fast_mode``, ``data`` (where the data came from) and
-    ``metrics`` (name -> number). Creating a recorder starts a fresh file.
+    The file, ``<notebook>.json`` (``<notebook>-<variant>.json`` with a variant, such as
+    another data set), holds ``notebook``, ``fast_mode``, ``data`` (where the data came
+    from) and ``metrics`` (name -> number). Creating a recorder starts a fresh file.
     """
 
     def __init__(self, notebook: str, data: str = "unknown", fast: bool | None = None,
-                 directory: str | Path | None = None):
-        if not isinstance(notebook, str) or not notebook or os.sep in notebook:
-            raise ValueError(f"notebook must be a file stem like '05_mnist_vae', got {notebook!r}")
-        self.path = Path(directory or build_dir("metrics")) / f"{notebook}.json"
+                 directory: str | Path | None = None, variant: str | None = None):
+        stem = metrics_stem(notebook, variant)
+        self.path = Path(directory or build_dir("metrics")) / f"{stem}.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.payload = {"notebook": notebook, "fast_mode": fast_mode() if fast is None else fast,
                         "data": str(data), "metrics": {}}
+        if variant is not None:
+            self.payload["variant"] = variant
         write_json_atomic(self.path, self.payload)
 
     @property
@@ -82,14 +98,32 @@ class MetricsRecorder:
             raise ValueError(f"name must be an identifier such as 'results', got {name!r}")
         if not hasattr(table, "to_csv"):
             raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
-        path = self.path.with_name(f"{self.payload['notebook']}.{name}.csv")
+        path = self.path.with_name(f"{self.path.stem}.{name}.csv")
         replace_atomic(path, table.to_csv)
         self.payload.setdefault("tables", {})[name] = path.name
         write_json_atomic(self.path, self.payload)
         return path
 
 
+def read_record(path: str | Path) -> dict:
+    """One metrics file as a dict; {} with a warning when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warnings.warn(f"metrics file {path} is unreadable ({exc}); ignored", stacklevel=2)
+        return {}
+    if not isinstance(record, dict):
+        warnings.warn(f"metrics file {path} holds no JSON object; ignored", stacklevel=2)
+        return {}
+    return record
+
+
 def read_metrics(directory: str | Path | None = None) -> dict[str, dict]:
-    """All recorded metrics files in ``directory`` (default build/metrics), by notebook."""
+    """All readable metrics files in ``directory`` (default build/metrics), by file stem;
+    an unreadable one is skipped with a warning."""
     directory = Path(directory or build_dir("metrics"))
-    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+    records = {p.stem: read_record(p) for p in sorted(directory.glob("*.json"))}
+    return {stem: record for stem, record in records.items() if record}

@@ -9,8 +9,9 @@ import warnings
 
 import numpy as np
 
-from helpers.config import data_dir, fast_mode
-from helpers.metrics import write_json_atomic
+from helpers.checks import check_positive_int
+from helpers.config import data_dir, fast_mode, retrain_requested
+from helpers.metrics import replace_atomic, write_json_atomic
 
 _UNHASHED_FIT_ARGS = {"verbose", "callbacks"}
 
@@ -33,10 +34,35 @@ def model_signature(layer) -> dict:
 _STREAM_SETTINGS = ("batch_size", "seed", "shuffle")
 
 
+def _is_tf_dataset(obj) -> bool:
+    import tensorflow as tf
+
+    return isinstance(obj, tf.data.Dataset)
+
+
+def _dataset_fingerprint(dataset) -> dict:
+    """A ``tf.data.Dataset`` by its element structure and the hash of one pass over its
+    elements, in order (a pipeline shuffled without a fixed seed hashes differently on
+    every pass, so it is retrained rather than confused with other data)."""
+    import tensorflow as tf
+
+    digest = hashlib.sha256()
+    for element in dataset:
+        for tensor in tf.nest.flatten(element):
+            array = np.ascontiguousarray(tensor.numpy())
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return {"type": "tf.data.Dataset", "element_spec": repr(dataset.element_spec),
+            "sha256": digest.hexdigest()[:16]}
+
+
 def _fingerprint(obj):
-    """JSON-able identity of training inputs: arrays by content hash, data streams that
-    hold an array ``x`` (such as ``mnist.DynamicBinarization``) by that array and their
-    settings, containers element by element."""
+    """JSON-able identity of training inputs: arrays by content hash, ``tf.data`` pipelines
+    by the content of one pass, data streams that hold an array ``x`` (such as
+    ``mnist.DynamicBinarization``) by that array and their settings, containers element by
+    element."""
+    if _is_tf_dataset(obj):
+        return _dataset_fingerprint(obj)
     if isinstance(obj, np.ndarray):
         digest = hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()[:16]
         return {"shape": list(obj.shape), "dtype": str(obj.dtype), "sha256": digest}
@@ -64,56 +90,105 @@ def cache_key(model, settings=None, x=None, y=None, fit_kwargs=None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def update_budget(updates: int, n_examples: int, batch_size: int, min_epochs: int = 1) -> dict:
+    """``fit`` arguments that run ``updates`` gradient updates on ``n_examples`` in batches of
+    ``batch_size``, whatever the data size: whole epochs when the budget holds at least
+    ``min_epochs`` of them (the last may overshoot it by less than one epoch), otherwise
+    ``min_epochs`` epochs cut to ``updates / min_epochs`` batches each, so that per-epoch
+    curves have points. Returns ``{"epochs": ..., "steps_per_epoch": ...}``."""
+    updates = check_positive_int(updates, "updates")
+    n_examples = check_positive_int(n_examples, "n_examples")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    min_epochs = check_positive_int(min_epochs, "min_epochs")
+    steps = min(-(-n_examples // batch_size), max(1, updates // min_epochs))
+    return {"epochs": -(-updates // steps), "steps_per_epoch": steps}
+
+
 def _first_batch(x):
-    batch = x[:2] if isinstance(x, np.ndarray) else x[0]
+    if _is_tf_dataset(x):
+        batch = next(iter(x.take(1)))
+    else:
+        batch = x[:2] if isinstance(x, np.ndarray) else x[0]
     while isinstance(batch, (tuple, list)):
         batch = batch[0]
     return batch
 
 
+def _read_history(path) -> dict:
+    history = json.loads(path.read_text())
+    if not isinstance(history, dict) or not all(
+            isinstance(v, list) and all(isinstance(e, (int, float)) for e in v)
+            for v in history.values()):
+        raise ValueError(f"{path.name} does not hold a training history")
+    return history
+
+
+def _load_cached(model, x, weights, history_file) -> dict:
+    """Load cached weights and history into ``model``; on any failure put every variable
+    (the model's and its optimizer's) back as it was, so training starts afresh, and
+    re-raise."""
+    existing = {id(v): v.numpy() for v in model.variables}  # before the call draws noise
+    model(_first_batch(x), training=False)  # build the variables before loading
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # its state is saved too
+    variables = [*model.variables, *(optimizer.variables if optimizer is not None else [])]
+    initial = [existing.get(id(v), v.numpy()) for v in variables]
+    try:
+        history = _read_history(history_file)
+        model.load_weights(weights)
+    except Exception:
+        for variable, value in zip(variables, initial, strict=True):
+            variable.assign(value)
+        raise
+    return history
+
+
+def _write_cache(model, history: dict, weights, history_file) -> None:
+    """Save weights and history atomically; a failure warns and loses nothing but the cache."""
+    try:
+        replace_atomic(weights, lambda tmp: model.save_weights(tmp, overwrite=True),
+                       suffix=".tmp.weights.h5")  # Keras wants the .weights.h5 suffix
+        write_json_atomic(history_file, history)
+    except OSError as exc:
+        weights.unlink(missing_ok=True)  # never leave weights without their history
+        warnings.warn(f"Could not write the weight cache {weights.name} ({exc}); the trained "
+                      "model and its history are returned but not cached.", stacklevel=3)
+
+
 def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = None,
-                retrain: bool | None = None, cache: bool | None = None, **fit_kwargs) -> dict:
+                retrain: bool = False, cache: bool | None = None, **fit_kwargs) -> dict:
     """Train ``model`` with ``model.fit(x, y, **fit_kwargs)`` or reload cached weights.
 
     Weights go to ``data/models/<name>-<key>.weights.h5`` with the training history beside
-    them; the key hashes the architecture, optimizer, array data, ``settings`` (put the
-    seed and data source here) and fit arguments. ``retrain=True`` (or ``RETRAIN=1``)
-    forces training; the cache is off in fast mode. Returns the history as a dict.
+    them; the key hashes the architecture, optimizer, data (arrays, array streams and
+    ``tf.data`` pipelines by content), ``settings`` (put the seed and data source here) and
+    fit arguments. ``retrain=True`` or ``RETRAIN=1`` in the environment forces training; the
+    cache is off in fast mode. A corrupt cache is retrained from the model's initial state;
+    a cache that cannot be written is reported with a warning. Returns the history as a dict.
     """
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
     if cache is None:
         cache = not fast_mode()
-    if retrain is None:
-        retrain = os.environ.get("RETRAIN", "").strip().lower() in {"1", "true", "yes", "on"}
+    retrain = retrain_requested(retrain)
     key = cache_key(model, settings, x, y, fit_kwargs)
     weights = data_dir("models") / f"{name}-{key}.weights.h5"
     history_file = weights.with_name(f"{name}-{key}.history.json")
 
     if cache and not retrain and weights.exists() and history_file.exists():
         try:
-            model(_first_batch(x), training=False)  # build the variables before loading
-            if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)  # its state is saved too
-            model.load_weights(weights)
-            history = json.loads(history_file.read_text())
+            history = _load_cached(model, x, weights, history_file)
             print(f"Loaded cached weights {weights.name} (set RETRAIN=1 to train again)")
             return history
-        except Exception as exc:  # corrupt or stale cache: train again
+        except Exception as exc:  # corrupt or stale cache: train again, from the start
             warnings.warn(f"Cached weights {weights.name} unusable ({exc}); retraining.",
                           stacklevel=2)
     history = model.fit(x, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     if cache:
-        # Keras wants the .weights.h5 suffix on the temporary name too
-        tmp = weights.with_name(f".{weights.stem}.{os.getpid()}.tmp.weights.h5")
-        try:
-            model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, weights)
-        finally:
-            tmp.unlink(missing_ok=True)
-        write_json_atomic(history_file, history)
+        _write_cache(model, history, weights, history_file)
     return history
 
 
-__all__ = ["cache_key", "fit_or_load", "model_signature"]
+__all__ = ["cache_key", "fit_or_load", "model_signature", "update_budget"]

@@ -53,3 +53,28 @@ def test_same_seed_gives_same_numbers():
 def test_set_seed_rejects_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed"):
         config.set_seed(seed)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, False), ("", False), ("0", False), ("false", False), ("No", False), ("off", False),
+    ("1", True), ("true", True), (" YES ", True), ("on", True)])
+def test_env_flag_reads_the_usual_spellings(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv("SOME_FLAG", raising=False)
+    else:
+        monkeypatch.setenv("SOME_FLAG", raw)
+    assert config.env_flag("SOME_FLAG") is expected
+
+
+def test_env_flag_rejects_anything_else_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("NOTEBOOK_FAST", "2")
+    with pytest.raises(ValueError, match="NOTEBOOK_FAST"):
+        config.fast_mode()
+
+
+def test_retrain_requested(monkeypatch):
+    assert not config.retrain_requested(False) and config.retrain_requested(True)
+    monkeypatch.setenv("RETRAIN", "1")
+    assert config.retrain_requested(False)
+    with pytest.raises(TypeError, match="retrain"):
+        config.retrain_requested("no")

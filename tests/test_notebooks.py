@@ -1,5 +1,6 @@
 """Committed notebooks are clean, follow the house layout, and the runner reports failures."""
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -72,3 +73,54 @@ def test_summary_table_lists_status_time_and_metrics():
         "metrics": {"test_loss_2d": 152.123456, "importance_samples": 1000}}})
     assert "05_mnist_vae" in table and "12.3s" in table
     assert "test_loss_2d=152.1" in table and "importance_samples=1000" in table
+
+
+def test_parse_overrides_reads_literals_and_strings():
+    assert runner.parse_overrides(["SEED=1 EPOCHS=5", "NAME=fashion_mnist",
+                                   "RATE=1e-3 FLAG=True SIZES=(8,4) TEXT='a b'"]) == {
+        "SEED": 1, "EPOCHS": 5, "NAME": "fashion_mnist", "RATE": 1e-3, "FLAG": True,
+        "SIZES": (8, 4), "TEXT": "a b"}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        runner.parse_overrides(["SEED"])
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        runner.parse_overrides(["1X=2"])
+
+
+def _parameterised(tmp_path, name="03_p.ipynb"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    params = nbformat.v4.new_code_cell("SEED = 0\nDATASET = 'mnist'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(SEED, DATASET)")]
+    path = tmp_path / name
+    nbformat.write(nb, path)
+    return path
+
+
+def test_overrides_replace_the_parameters_cell_values(tmp_path):
+    path = _parameterised(tmp_path)
+    runner.execute(path, timeout=60, overrides={"SEED": 3, "DATASET": "fashion_mnist"})
+    executed = nbformat.read(tmp_path / "build" / "notebooks" / path.name, as_version=4)
+    assert executed.cells[-1].outputs[0].text.strip() == "3 fashion_mnist"
+    with pytest.raises(ValueError, match="has no parameter EPOCHS"):
+        runner.execute(path, timeout=60, overrides={"EPOCHS": 3})
+
+
+def test_main_records_overrides_under_the_data_set_name(tmp_path, monkeypatch):
+    path = _parameterised(tmp_path, "04_q.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from helpers.metrics import MetricsRecorder\n"
+        "MetricsRecorder('04_q', variant=None if DATASET == 'mnist' else DATASET)"
+        ".record('seed', SEED)"))
+    nbformat.write(nb, path)
+    monkeypatch.setattr(runner, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [path])
+    (tmp_path / "build" / "metrics").mkdir(parents=True)
+    (tmp_path / "build" / "metrics" / "01_other.json").write_text("{broken")  # ignored
+    assert runner.main(["--fast", "--set", "SEED=5", "--dataset", "fashion_mnist"]) == 0
+    record = json.loads((tmp_path / "build" / "metrics" / "04_q-fashion_mnist.json").read_text())
+    assert record["metrics"] == {"seed": 5}
+    assert record["overrides"] == {"SEED": 5, "DATASET": "fashion_mnist"}
+    assert record["variant"] == "fashion_mnist" and record["wall_seconds"] > 0

@@ -105,3 +105,91 @@ def test_key_tells_data_streams_and_validation_sets_apart():
     with_val = training.cache_key(model, {}, stream, None, {"validation_data": (x,)})
     assert with_val != training.cache_key(model, {}, stream, None,
                                           {"validation_data": (other,)})
+
+
+def test_retrain_variable_overrides_an_explicit_false(monkeypatch, capsys):
+    # notebooks pass retrain=RETRAIN with RETRAIN = False; RETRAIN=1 must still retrain
+    training.fit_or_load(_model(), X, name="t", epochs=1, verbose=0, retrain=False)
+    calls = _count_fits(monkeypatch)
+    monkeypatch.setenv("RETRAIN", "1")
+    training.fit_or_load(_model(), X, name="t", epochs=1, verbose=0, retrain=False)
+    assert len(calls) == 1 and "Loaded cached weights" not in capsys.readouterr().out
+    monkeypatch.setenv("RETRAIN", "maybe")
+    with pytest.raises(ValueError, match="RETRAIN"):
+        training.fit_or_load(_model(), X, name="t", epochs=1, verbose=0)
+
+
+def test_corrupt_history_retrains_from_the_initial_state():
+    # 64 examples in batches of 16: one epoch is 4 updates
+    training.fit_or_load(_model(), X, name="t", epochs=1, batch_size=16, verbose=0,
+                         shuffle=False)
+    (history,) = config.data_dir("models").glob("t-*.history.json")
+    history.write_text("{not json")
+    fresh = _model()
+    initial = [v.numpy() for v in fresh.trainable_variables]
+    reference = _model()
+    reference.fit(X, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    with pytest.warns(UserWarning, match="unusable"):
+        training.fit_or_load(fresh, X, name="t", epochs=1, batch_size=16, verbose=0,
+                             shuffle=False)
+    assert int(fresh.optimizer.iterations.numpy()) == 4  # not 8: no cached state kept
+    assert not np.allclose(initial[0], fresh.trainable_variables[0].numpy())
+    np.testing.assert_allclose(fresh.encode(X)[0], reference.encode(X)[0], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_a_cache_that_cannot_be_written_warns_and_keeps_the_result(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(keras.Model, "save_weights", refuse)
+    with pytest.warns(UserWarning, match="Could not write the weight cache"):
+        history = training.fit_or_load(_model(), X, name="t", epochs=2, verbose=0)
+    assert len(history["loss"]) == 2
+    assert not list(config.data_dir("models").glob("t-*"))  # no half cache left behind
+
+
+def test_tf_data_input_hits_the_cache_and_is_told_apart_by_content(monkeypatch, capsys):
+    import tensorflow as tf
+
+    def dataset(x):
+        return tf.data.Dataset.from_tensor_slices(x).batch(16)
+
+    training.fit_or_load(_model(), dataset(X), name="t", epochs=1, verbose=0)
+    calls = _count_fits(monkeypatch)
+    training.fit_or_load(_model(), dataset(X), name="t", epochs=1, verbose=0)
+    assert not calls and "Loaded cached weights" in capsys.readouterr().out
+    other = X.copy()
+    other[3, 2] = 0.5
+    training.fit_or_load(_model(), dataset(other), name="t", epochs=1, verbose=0)
+    assert len(calls) == 1  # other data: a new key, trained
+
+
+@pytest.mark.parametrize("updates, n, batch, expected", [
+    (18_900, 4_000, 64, (300, 63)),    # 63 batches an epoch: 300 whole epochs
+    (18_900, 60_000, 64, (21, 938)),   # 938 an epoch: 21 epochs, 19,698 updates
+    (120, 60_000, 64, (1, 120)),       # shorter than an epoch: one cut epoch
+    (100, 100, 100, (100, 1))])
+def test_update_budget(updates, n, batch, expected):
+    budget = training.update_budget(updates, n, batch)
+    assert (budget["epochs"], budget["steps_per_epoch"]) == expected
+    assert 0 <= budget["epochs"] * budget["steps_per_epoch"] - updates < budget["steps_per_epoch"]
+    with pytest.raises(ValueError, match="batch_size"):
+        training.update_budget(10, 100, 0)
+
+
+def test_update_budget_keeps_a_minimum_number_of_epochs():
+    # fast mode on 60,000 images: 320 updates as 8 epochs of 40, as on 4,000
+    assert training.update_budget(320, 60_000, 100, min_epochs=8) == {
+        "epochs": 8, "steps_per_epoch": 40}
+    assert training.update_budget(320, 4_000, 100, min_epochs=8) == {
+        "epochs": 8, "steps_per_epoch": 40}
+    assert training.update_budget(12_000, 60_000, 100, min_epochs=8) == {
+        "epochs": 20, "steps_per_epoch": 600}
+
+
+def test_a_cut_epoch_runs_exactly_the_budget():
+    vae = _model()
+    training.fit_or_load(vae, X, name="t", batch_size=4, verbose=0,
+                         **training.update_budget(5, len(X), 4))
+    assert int(vae.optimizer.iterations.numpy()) == 5
