@@ -118,3 +118,76 @@ def test_dynamic_binarization_redraws_every_epoch():
     np.testing.assert_array_equal(first, np.concatenate([again[i] for i in range(3)]))
     with pytest.raises(ValueError, match="batch_size"):
         mnist.DynamicBinarization(x, batch_size=0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"timeout": "30"}, TypeError, "timeout"),
+    ({"timeout": -1}, ValueError, "timeout"),
+    ({"timeout": float("nan")}, ValueError, "timeout"),
+    ({"timeout": True}, TypeError, "timeout"),
+    ({"offline": "no"}, TypeError, "offline"),
+    ({"offline": 0}, TypeError, "offline")])
+def test_bad_arguments_raise_instead_of_falling_back(no_network, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mnist.load_mnist(**kwargs)
+    with pytest.raises(error, match=match):
+        mnist.load_fashion_mnist(**kwargs)
+
+
+def test_to_unit_interval_refuses_images_already_scaled():
+    with pytest.raises(ValueError, match="scaled already"):
+        mnist.to_unit_interval(np.array([[[0.0, 0.5], [1.0, 0.25]]], dtype=np.float32))
+    # integer-valued floats are pixel values
+    np.testing.assert_allclose(mnist.to_unit_interval(np.array([[[0.0, 51.0]]])), [[0.0, 0.2]])
+
+
+def _write_idx(folder, rng, n_train=30, n_test=10):
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        with gzip.open(folder / f"{split}-images-idx3-ubyte.gz", "wb") as fh:
+            fh.write((2051).to_bytes(4, "big") + n.to_bytes(4, "big")
+                     + (28).to_bytes(4, "big") + (28).to_bytes(4, "big") + images.tobytes())
+        with gzip.open(folder / f"{split}-labels-idx1-ubyte.gz", "wb") as fh:
+            fh.write((2049).to_bytes(4, "big") + n.to_bytes(4, "big") + labels.tobytes())
+        arrays[split] = (images, labels)
+    return arrays
+
+
+def test_fashion_mnist_reads_the_idx_files_of_a_local_folder(no_network, monkeypatch, tmp_path):
+    arrays = _write_idx(tmp_path / "fashion", np.random.default_rng(0))
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "fashion"))
+    data = mnist.load_dataset("fashion_mnist")
+    assert data.source == mnist.FASHION_SOURCE
+    np.testing.assert_array_equal(data.x_train, arrays["train"][0])
+    np.testing.assert_array_equal(data.y_test, arrays["t10k"][1])
+    # a corrupt file is reported, not silently replaced
+    (tmp_path / "fashion" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        __import__("gzip").compress(b"\x00\x00\x08\x03" + bytes(20)))
+    with pytest.raises(ValueError, match="not an IDX file"):
+        mnist.load_fashion_mnist()
+
+
+def test_fashion_mnist_without_files_or_network_says_how_to_get_it(no_network, monkeypatch,
+                                                                    tmp_path):
+    monkeypatch.setattr(mnist, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        mnist.load_fashion_mnist()
+    with pytest.raises(ValueError, match="name"):
+        mnist.load_dataset("cifar10")
+
+
+@pytest.mark.skipif(not (mnist.FASHION_SYSTEM_DIR / "t10k-labels-idx1-ubyte.gz").exists(),
+                    reason="Fashion-MNIST files not installed "
+                           "(Debian package dataset-fashion-mnist)")
+def test_the_real_fashion_mnist_files(no_network):
+    data = mnist.load_fashion_mnist()
+    assert data.x_train.shape == (60_000, 28, 28) and data.x_test.shape == (10_000, 28, 28)
+    assert data.x_train.dtype == np.uint8 and data.x_train.max() == 255
+    # the published split: exactly 6,000 training and 1,000 test images per class
+    assert np.all(np.bincount(data.y_train) == 6000) and np.all(np.bincount(data.y_test) == 1000)
