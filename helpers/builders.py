@@ -11,10 +11,12 @@ import math
 import keras
 from keras import layers
 
-from helpers.checks import check_positive_int
+from helpers.checks import check_finite, check_positive_int
 
 
 def _check_shape(shape, name):
+    if not isinstance(shape, int) and not hasattr(shape, "__iter__"):
+        raise ValueError(f"{name} must be an integer or a tuple of integers, got {shape!r}")
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if not shape:
         raise ValueError(f"{name} must be a non-empty shape, got {shape!r}")
@@ -23,15 +25,21 @@ def _check_shape(shape, name):
     return shape
 
 
-def _check_widths(widths, name):
+def _check_widths(widths, name, allow_empty=True):
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of layer widths such as (256,), "
+                         f"got {widths!r}")
     widths = tuple(widths)
+    if not widths and not allow_empty:
+        raise ValueError(f"{name} must hold at least one layer width, got {widths!r}")
     for w in widths:
-        check_positive_int(w, name)
+        check_positive_int(w, f"each entry of {name}")
     return widths
 
 
 def _check_dropout(dropout):
-    if not 0.0 <= float(dropout) < 1.0:
+    dropout = check_finite(dropout, "dropout")
+    if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
     return float(dropout)
 
@@ -115,7 +123,7 @@ def conv_decoder(latent_dim, output_shape, filters=(64, 32), kernel_size=3, dens
     output_shape = _check_shape(output_shape, "output_shape")
     if len(output_shape) != 3:
         raise ValueError(f"output_shape must be (height, width, channels), got {output_shape}")
-    filters = _check_widths(filters, "filters")
+    filters = _check_widths(filters, "filters", allow_empty=False)
     scale = 2 ** len(filters)
     height, width, channels = output_shape
     if height % scale or width % scale:

@@ -42,6 +42,24 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_seed(seed, name: str = "seed", allow_none: bool = True):
+    """Return ``seed`` as int (or None when allowed); raise unless it is an integer >= 0."""
+    if seed is None and allow_none:
+        return None
+    return check_positive_int(seed, name, minimum=0)
+
+
+def check_finite(value, name: str) -> float:
+    """Return ``value`` as float; raise ValueError unless it is a finite number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return v
+
+
 def check_positive(value, name: str) -> float:
     """Return ``value`` as float; raise ValueError unless it is finite and > 0."""
     try:

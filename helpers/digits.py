@@ -10,7 +10,7 @@ from keras import layers
 from scipy import linalg
 
 from helpers.checks import as_finite_array, check_unit_interval
-from helpers.training import fit_or_load
+from helpers.training import fit_or_load, update_budget
 
 FEATURE_LAYER = "features"
 
@@ -37,11 +37,12 @@ def _images(x, name="x") -> np.ndarray:
     return arr
 
 
-def train_classifier(x_train, y_train, *, epochs: int = 30, seed: int = 0,
-                     source: str = "unknown") -> tuple[keras.Model, dict]:
-    """Train ``build_classifier`` on images in [0, 1] with small random shifts, or reload
-    it from the weight cache (always on: the classifier is a measuring instrument, so every
-    notebook and mode uses the same one). Returns (model, history)."""
+def train_classifier(x_train, y_train, *, updates: int = 6_000, seed: int = 0,
+                     source: str = "unknown", retrain: bool = False) -> tuple[keras.Model, dict]:
+    """Train ``build_classifier`` for ``updates`` gradient updates (batches of 64) on images
+    in [0, 1] with small random shifts, or reload it from the weight cache (always on: the
+    classifier is a measuring instrument, so every notebook and mode uses the same one).
+    Returns (model, history)."""
     x_train = _images(x_train, "x_train")
     y_train = np.asarray(y_train).astype(np.int64)
     if y_train.shape != (len(x_train),) or y_train.min() < 0 or y_train.max() > 9:
@@ -55,8 +56,9 @@ def train_classifier(x_train, y_train, *, epochs: int = 30, seed: int = 0,
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = fit_or_load(trainer, x_train, y_train, name="digit_classifier", cache=True,
-                          settings={"seed": seed, "data": source}, epochs=epochs,
-                          batch_size=64, verbose=0)
+                          retrain=retrain,
+                          settings={"seed": seed, "data": source},
+                          **update_budget(updates, len(x_train), 64), batch_size=64, verbose=0)
     return model, history
 
 
@@ -87,8 +89,8 @@ def frechet_distance(features_a, features_b) -> float:
     a = as_finite_array(features_a, "features_a", ndim=2, dtype=np.float64)
     b = as_finite_array(features_b, "features_b", ndim=2, dtype=np.float64)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature sets must have the same width, got {a.shape[1]} and "
-                         f"{b.shape[1]}")
+        raise ValueError("features_a and features_b must have the same width, got "
+                         f"{a.shape[1]} and {b.shape[1]}")
     if min(len(a), len(b)) < 2:
         raise ValueError("each feature set needs at least 2 rows to estimate a covariance")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)

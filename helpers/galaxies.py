@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import i0e, i1e, k0e, k1e
 
-from helpers.checks import as_finite_array, check_positive_int
+from helpers.checks import as_finite_array, check_positive_int, check_seed
 
 G = 4.30091e-6  # kpc (km/s)^2 / Msun
 H0 = 70.0  # km/s/Mpc
@@ -100,7 +100,7 @@ def sample_galaxies(n: int = 2000, seed: int | None = 0,
     if not lo < hi:
         raise ValueError(f"log_mstar_range must be (low, high) with low < high, got "
                          f"{log_mstar_range}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     log_mstar = rng.uniform(lo, hi, n)
 
     grid = np.linspace(9.0, 17.0, 4001)  # the relation is monotonic: invert by interpolation

@@ -5,6 +5,7 @@ resume training from the latest saved epoch."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import keras
@@ -13,8 +14,9 @@ import tensorflow as tf
 from keras import layers, ops
 
 from helpers.checks import check_positive_int
+from helpers.metrics import replace_atomic
 
-_CHECKPOINT = re.compile(r"^epoch-(\d{4})\.weights\.h5$")
+_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
 
 def build_generator(latent_dim: int = 100) -> keras.Model:
@@ -90,6 +92,11 @@ class GAN(keras.Model):
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
+        # every input type (arrays, PyDataset, tf.data) passes this check inside the step
+        tf.debugging.assert_all_finite(real, "GAN.fit: the images contain NaN or inf")
+        tf.debugging.assert_less_equal(
+            ops.max(ops.abs(real)), ops.cast(1.0, real.dtype),
+            message="GAN.fit: the images must be scaled to [-1, 1] (the generator's tanh range)")
         z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(z, training=True)
@@ -145,20 +152,22 @@ def save_checkpoint(gan: GAN, directory, epoch: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     _build_for_saving(gan)
     path = directory / f"epoch-{epoch:04d}.weights.h5"
-    tmp = directory / f".epoch-{epoch:04d}.tmp.weights.h5"  # Keras wants the suffix
-    try:
-        gan.save_weights(tmp, overwrite=True)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_atomic(path, lambda tmp: gan.save_weights(tmp, overwrite=True),
+                   suffix=".tmp.weights.h5")  # Keras wants the suffix
     return path
+
+
+def checkpoints(directory) -> list[tuple[int, Path]]:
+    """(epoch, path) of every checkpoint in ``directory``, oldest first (by epoch number,
+    so that epoch 10,000 comes after 9,999)."""
+    directory = Path(directory)
+    return sorted((int(m.group(1)), p) for p in directory.glob("epoch-*.weights.h5")
+                  if (m := _CHECKPOINT.match(p.name)))
 
 
 def latest_checkpoint(directory) -> tuple[int, Path] | None:
     """(epoch, path) of the newest checkpoint in ``directory``, or None if there is none."""
-    directory = Path(directory)
-    found = sorted((int(m.group(1)), p) for p in directory.glob("epoch-*.weights.h5")
-                   if (m := _CHECKPOINT.match(p.name)))
+    found = checkpoints(directory)
     return found[-1] if found else None
 
 
@@ -172,10 +181,18 @@ def restore_latest(gan: GAN, directory) -> int:
     epoch, path = latest
     _build_for_saving(gan)
     try:
-        gan.load_weights(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gan.load_weights(path)
     except Exception as exc:
         raise ValueError(f"checkpoint {path} could not be loaded ({exc}); delete it to "
                          "resume from the one before") from exc
+    skipped = [str(w.message) for w in caught if "load" in str(w.message).lower()]
+    if skipped:  # Keras skips mismatched variables (such as an optimizer's) with a warning
+        raise ValueError(f"checkpoint {path} was only partly loaded ({skipped[0]}); it does not "
+                         "match this model and its optimizers")
+    for w in caught:  # anything else is passed on
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return epoch
 
 
@@ -203,11 +220,10 @@ class CheckpointEvery(keras.callbacks.Callback):
 
     def _save(self, epoch):
         save_checkpoint(self.model, self.directory, epoch)
-        found = sorted(self.directory.glob("epoch-*.weights.h5"))
-        for old in found[:-self.keep]:
+        for _, old in checkpoints(self.directory)[:-self.keep]:
             old.unlink(missing_ok=True)
 
 
-__all__ = ["GAN", "CheckpointEvery", "build_discriminator", "build_generator",
+__all__ = ["GAN", "CheckpointEvery", "build_discriminator", "build_generator", "checkpoints",
            "discriminator_loss", "generator_loss", "latest_checkpoint", "restore_latest",
            "save_checkpoint"]

@@ -17,7 +17,7 @@ from keras import layers
 from scipy.special import gammaln
 from sklearn.model_selection import train_test_split
 
-from helpers.checks import as_finite_array, check_positive_int
+from helpers.checks import as_finite_array, check_positive_int, check_seed
 
 VARIANCES = np.round(np.arange(0.1, 5.0, 0.2), 2)  # 0.1, 0.3, ..., 4.9 (25 values)
 CORRELATIONS = np.round(np.arange(-0.95, 0.9, 0.1), 2)  # -0.95, -0.85, ..., 0.85 (19 values)
@@ -83,8 +83,15 @@ def _quadratic_form(var_x, var_y, rho, grid):
     """Mahalanobis distance squared, (n, size, size), of every grid point."""
     x = grid[None, :, None]
     y = grid[None, None, :]
-    vx, vy, r = (a[:, None, None] for a in (var_x, var_y, rho))
-    return (x * x / vx - 2 * r * x * y / np.sqrt(vx * vy) + y * y / vy) / (1 - r * r)
+    sx, sy = (np.sqrt(a)[:, None, None] for a in (var_x, var_y))
+    r = rho[:, None, None]
+    u, v = x / sx, y / sy  # standardised, so that tiny variances do not underflow to 0 / 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = (u * u - 2 * r * u * v + v * v) / (1 - r * r)
+    if not np.all(np.isfinite(q)):
+        raise ValueError("var_x and var_y are too small for the grid: the density overflows "
+                         f"(smallest variance {min(var_x.min(), var_y.min()):.3g})")
+    return q
 
 
 # ---------------------------------------------------------------- densities
@@ -155,6 +162,7 @@ def _split(images, labels, columns, test_fraction, seed):
 
 def load_heatmaps(test_fraction: float = 0.2, seed: int = 19) -> HeatmapData:
     """The 11,875 normal heatmaps, labels (var_x, var_y, rho), split at random (``seed``)."""
+    seed = check_seed(seed, allow_none=False)
     params = parameter_grid()
     return _split(normal_heatmaps(*params.T), params, LABELS, test_fraction, seed)
 
@@ -162,6 +170,7 @@ def load_heatmaps(test_fraction: float = 0.2, seed: int = 19) -> HeatmapData:
 def load_t_heatmaps(test_fraction: float = 0.2, seed: int = 19, df_seed: int = 25) -> HeatmapData:
     """The same grid as t densities, df from ``heavy_tail_rule`` (seeded by ``df_seed``);
     labels (var_x, var_y, rho, df)."""
+    seed = check_seed(seed, allow_none=False)
     params = parameter_grid()
     df = heavy_tail_rule(params[:, 0], params[:, 1], seed=df_seed)
     images = t_heatmaps(*params.T, df)

@@ -59,9 +59,12 @@ def _check_seed(seed) -> int:
 # ---------------------------------------------------------------- observables
 def energy_per_spin(spins) -> np.ndarray:
     """Energy per spin of each configuration in ``spins`` (shape (..., L, L), values +-1)."""
-    s = np.asarray(spins, dtype=np.int32)
+    s = np.asarray(spins)
     if s.ndim < 2 or s.shape[-1] != s.shape[-2]:
         raise ValueError(f"spins must have shape (..., L, L), got {s.shape}")
+    if not np.isin(s, (-1, 1)).all():
+        raise ValueError("spins must hold only -1 and +1 (convert 0/1 bits with 2 * bits - 1)")
+    s = s.astype(np.int32)
     bonds = s * (np.roll(s, -1, axis=-1) + np.roll(s, -1, axis=-2))
     return -bonds.sum(axis=(-2, -1)) / (s.shape[-1] * s.shape[-2])
 
@@ -79,7 +82,10 @@ def onsager_energy(temperatures) -> np.ndarray:
     """Onsager's internal energy per spin of the infinite lattice (-sqrt 2 at Tc)."""
     t = _check_temperatures(temperatures)
     b = 1.0 / t
-    k2 = np.minimum((2.0 * np.sinh(2 * b) / np.cosh(2 * b) ** 2) ** 2, np.nextafter(1.0, 0.0))
+    # k = 2 sinh(2b) / cosh^2(2b), written so that it tends to 0 instead of inf / inf at low T
+    with np.errstate(over="ignore"):
+        k = 2.0 * np.tanh(2 * b) / np.cosh(2 * b)
+    k2 = np.minimum(k**2, np.nextafter(1.0, 0.0))
     u = -1.0 / np.tanh(2 * b) * (1 + 2 / np.pi * (2 * np.tanh(2 * b) ** 2 - 1) * ellipk(k2))
     return np.where(np.isclose(t, TC, rtol=0, atol=1e-12), -math.sqrt(2.0), u)
 
@@ -523,7 +529,11 @@ def load_ising(n_per_temperature=10_000, temperatures=None, L=40, seed=0, algori
     data, schedule = generate_ising(params["n_per_temperature"], t, params["L"], params["seed"],
                                     algorithm, progress=progress)
     if cache:
-        _write_cache(file, data, params, schedule)
+        try:
+            _write_cache(file, data, params, schedule)
+        except OSError as err:  # keep what was generated; only the cache is lost
+            warnings.warn(f"Could not write the Ising cache {file} ({err}); the generated data "
+                          "are returned but not cached.", stacklevel=2)
     return data
 
 

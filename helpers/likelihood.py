@@ -7,7 +7,7 @@ import math
 import numpy as np
 from keras import ops
 
-from helpers.checks import as_finite_array, check_positive_int
+from helpers.checks import as_finite_array, check_positive, check_positive_int
 
 LOG_2PI = math.log(2.0 * math.pi)
 BCE_EPSILON = 1e-7  # probabilities are clipped to [eps, 1 - eps], as Keras does
@@ -67,6 +67,11 @@ def importance_log_likelihood(vae, x, n_samples: int = 1000, batch_size: int = 1
     """
     import keras
 
+    from helpers.models import VAE, FullCovVAE
+
+    if not isinstance(vae, VAE) or isinstance(vae, FullCovVAE):
+        raise TypeError("vae must be a models.VAE with a diagonal Gaussian posterior (the "
+                        f"proposal), got {type(vae).__name__}")
     n_samples = check_positive_int(n_samples, "n_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     chunk = check_positive_int(chunk, "chunk")
@@ -91,6 +96,11 @@ def importance_log_likelihood(vae, x, n_samples: int = 1000, batch_size: int = 1
         log_w = ops.concatenate(log_w, axis=0)
         out[start:start + n] = ops.convert_to_numpy(
             ops.logsumexp(ops.cast(log_w, "float64"), axis=0)) - math.log(n_samples)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise ValueError(f"log p(x) is not finite for example {bad} of x: the model's "
+                         "likelihood or posterior overflowed; check that x is scaled as in "
+                         "training and that the model's loss is finite")
     return out
 
 
@@ -98,6 +108,7 @@ def base_rate_bias(x, pseudocount: float = 1.0) -> np.ndarray:
     """Visible biases of the independent-pixel model fitted to binary ``x``, smoothed:
     p_i = (count_i + pseudocount) / (n + 2 pseudocount), bias = log(p / (1 - p))."""
     x = as_finite_array(x, "x", ndim=2, dtype=np.float64)
+    pseudocount = check_positive(pseudocount, "pseudocount")  # 0 gives -inf for unseen pixels
     p = (x.sum(axis=0) + pseudocount) / (len(x) + 2.0 * pseudocount)
     return np.log(p) - np.log1p(-p)
 
@@ -106,4 +117,6 @@ def independent_log_likelihood(x_train, x_test, pseudocount: float = 1.0) -> flo
     """Mean test log-likelihood of independent Bernoulli pixels fitted to ``x_train``."""
     bias = base_rate_bias(x_train, pseudocount)
     x = as_finite_array(x_test, "x_test", ndim=2, dtype=np.float64)
+    if x.shape[1] != len(bias):
+        raise ValueError(f"x_test must have {len(bias)} columns like x_train, got shape {x.shape}")
     return float(np.mean(x @ bias - np.logaddexp(0.0, bias).sum()))

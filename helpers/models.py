@@ -9,7 +9,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from helpers.checks import as_finite_array, check_positive, check_unit_interval
+from helpers.checks import (
+    as_finite_array,
+    check_positive,
+    check_positive_int,
+    check_seed,
+    check_unit_interval,
+)
 from helpers.likelihood import (
     bernoulli_nll,
     cholesky_factor,
@@ -37,9 +43,28 @@ class _ReconstructionModel(keras.Model):
             self.log_sigma = self.add_weight(
                 shape=(), name="log_sigma", trainable=self.learn_sigma,
                 initializer=keras.initializers.Constant(math.log(self.sigma)))
+        self._check_parts(encoder, decoder)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.built = encoder.built and decoder.built  # nothing else to build
+
+    @staticmethod
+    def _check_parts(encoder, decoder) -> None:
+        """The decoder must take the encoder's code and return the encoder's input shape."""
+        for part, name in ((encoder, "encoder"), (decoder, "decoder")):
+            if not isinstance(part, keras.Model):
+                raise TypeError(f"{name} must be a keras.Model, got {type(part).__name__}")
+        try:  # functional models know their shapes; custom layers are checked when called
+            x_shape, out_shape = tuple(encoder.input_shape[1:]), tuple(decoder.output_shape[1:])
+            code_dim, z_dim = encoder.outputs[0].shape[-1], decoder.input_shape[-1]
+        except (AttributeError, ValueError, TypeError):
+            return
+        if code_dim != z_dim:
+            raise ValueError(f"decoder takes latent vectors of size {z_dim}, but the encoder's "
+                             f"code has size {code_dim}; build both with the same latent_dim")
+        if x_shape != out_shape:
+            raise ValueError(f"decoder outputs shape {out_shape}, but the encoder takes inputs of "
+                             f"shape {x_shape}; they must match to reconstruct the input")
 
     @property
     def metrics(self):
@@ -65,6 +90,9 @@ class _ReconstructionModel(keras.Model):
         with tf.GradientTape() as tape:
             terms = self.compute_terms(x, target, training=True)
             loss = ops.mean(terms["loss"])
+        tf.debugging.assert_all_finite(
+            loss, f"{type(self).__name__}: the loss became NaN or inf; check that the data are "
+            "scaled (e.g. to [0, 1]) and finite, or lower the learning rate")
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
         return self._step_results(terms)
@@ -73,12 +101,23 @@ class _ReconstructionModel(keras.Model):
         x, target = self._unpack(data)
         return self._step_results(self.compute_terms(x, target, training=False))
 
-    @staticmethod
-    def _unpack(data):
+    def _unpack(self, data):
+        """(x, target) of a batch, checked inside the step so that every input type
+        (arrays, PyDataset, tf.data) gets the checks that ``check_data`` gives arrays."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by this model")
-        return x, (x if y is None else y)
+        x = ops.cast(x, "float32")
+        target = x if y is None else ops.cast(y, "float32")
+        name = type(self).__name__
+        tf.debugging.assert_all_finite(x, f"{name}: x contains NaN or inf values")
+        tf.debugging.assert_all_finite(target, f"{name}: the target contains NaN or inf values")
+        if self.likelihood == "bernoulli":
+            in_range = ops.logical_and(ops.min(target) >= 0.0, ops.max(target) <= 1.0)
+            tf.debugging.Assert(in_range, [f"{name}: x (the target) must lie in [0, 1] for a "
+                                           "Bernoulli likelihood; got values in", ops.min(target),
+                                           ops.max(target)])
+        return x, target
 
     # ---- input checks: clear errors before Keras sees the data ----
     def check_data(self, x, name="x") -> np.ndarray:
@@ -220,7 +259,8 @@ class VAE(_ReconstructionModel):
 
     def generate(self, n, seed=0):
         """Decode ``n`` draws from the prior N(0, I)."""
-        rng = np.random.default_rng(seed)
+        n = check_positive_int(n, "n")
+        rng = np.random.default_rng(check_seed(seed))
         return self.decode(rng.standard_normal((n, self.latent_dim)).astype(np.float32))
 
     def get_config(self):

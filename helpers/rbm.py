@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from helpers.checks import as_finite_array, check_positive_int
+from helpers.checks import as_finite_array, check_finite, check_positive_int
 from helpers.mnist import binarize as sample_binarization
 
 
@@ -33,7 +33,7 @@ class RBM(keras.Model):
         self.k = check_positive_int(k, "k")
         self.n_chains = check_positive_int(n_chains, "n_chains")
         self.persistent = bool(persistent)
-        if not math.isfinite(float(weight_decay)) or weight_decay < 0:
+        if check_finite(weight_decay, "weight_decay") < 0:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         self.weight_decay, self.seed = float(weight_decay), seed
         self.W = self.add_weight(shape=(n_visible, n_hidden), name="W",
@@ -80,9 +80,19 @@ class RBM(keras.Model):
         return self.visible_probs(self.hidden_probs(v))
 
     # ---- training ----
+    def _batch(self, data):
+        """The visible batch, checked to be binary inside the step, for every input type."""
+        v, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        v = ops.cast(v, self.W.dtype)
+        binary = ops.all(ops.equal(v * (1.0 - v), 0.0))
+        tf.debugging.Assert(binary, ["RBM: x must be binary (0/1) for a Bernoulli RBM; "
+                                     "binarise it first (mnist.binarize or "
+                                     "mnist.DynamicBinarization); got values in",
+                                     ops.min(v), ops.max(v)])
+        return v
+
     def train_step(self, data):
-        v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        v0 = ops.cast(v0, self.W.dtype)
+        v0 = self._batch(data)
         vk = self.chains if self.persistent else v0
         for _ in range(self.k):
             vk, _ = self.gibbs_step(vk)
@@ -100,8 +110,7 @@ class RBM(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
-        v, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        v = ops.cast(v, self.W.dtype)
+        v = self._batch(data)
         self.reconstruction_tracker.update_state(ops.sum(ops.square(v - self(v)), axis=-1))
         pixels = keras.random.randint(ops.shape(v)[:1], 0, self.n_visible,
                                       seed=self.seed_generator)
@@ -143,6 +152,7 @@ class RBM(keras.Model):
         return the final visible probabilities as a NumPy array."""
         n_steps = check_positive_int(n_steps, "n_steps")
         if start is None:
+            n = check_positive_int(n, "n")
             start = np.random.default_rng(self.seed).integers(0, 2, (n, self.n_visible))
         v = ops.convert_to_tensor(self.check_binary(start, "start"))
         return ops.convert_to_numpy(self._chain(v, tf.constant(n_steps)))
@@ -161,6 +171,13 @@ class RBM(keras.Model):
         v = self.check_binary(v, "v")
         if indices is None:
             indices = np.random.default_rng(seed).integers(0, self.n_visible, len(v))
+        indices = np.asarray(indices)
+        if indices.shape != (len(v),) or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"indices must hold one integer pixel index per example, shape "
+                             f"({len(v)},), got {indices.dtype} array of shape {indices.shape}")
+        if indices.min() < 0 or indices.max() >= self.n_visible:
+            raise ValueError(f"indices must lie in [0, {self.n_visible}), got values in "
+                             f"[{indices.min()}, {indices.max()}]")
         return ops.convert_to_numpy(self._pseudo_log_likelihood(
             ops.convert_to_tensor(v), ops.convert_to_tensor(np.asarray(indices, np.int32))))
 
@@ -267,4 +284,5 @@ def log_partition_lower_bound(rbm, states=None) -> float:
 def average_log_likelihood(rbm, x, log_z: float) -> float:
     """Mean log p(x) = mean(-F(x)) - log Z over binary examples ``x``, in nats."""
     x = rbm.check_binary(x)
+    log_z = check_finite(log_z, "log_z")
     return float(-np.mean(ops.convert_to_numpy(rbm.free_energy(x)), dtype=np.float64) - log_z)

@@ -48,3 +48,22 @@ def test_conv_pair_shapes():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: builders.mlp_encoder(784, 2, hidden=256), "hidden must be a sequence"),
+    (lambda: builders.mlp_decoder(2, 784, hidden="256"), "hidden must be a sequence"),
+    (lambda: builders.mlp_encoder(784, 2, hidden=(256, 0)), "each entry of hidden"),
+    (lambda: builders.conv_decoder(2, (28, 28, 1), filters=()), "filters must hold at least"),
+    (lambda: builders.conv_encoder((28, 28, 1), 2, filters=32), "filters must be a sequence")])
+def test_bad_widths_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: builders.mlp_encoder(6, 2, dropout="a"), "dropout"),
+    (lambda: builders.mlp_decoder(2, None), "output_shape")])
+def test_bad_scalars_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

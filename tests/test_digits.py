@@ -69,7 +69,7 @@ def test_classifier_accuracy_on_unseen_test_digits():
     data = mnist.load_mnist(offline=True)
     x_train = mnist.to_unit_interval(data.x_train, flatten=False)
     x_test = mnist.to_unit_interval(data.x_test, flatten=False)
-    model, _ = digits.train_classifier(x_train, data.y_train, epochs=8, source=data.source)
+    model, _ = digits.train_classifier(x_train, data.y_train, updates=504, source=data.source)
     accuracy = np.mean(digits.predict_probabilities(model, x_test).argmax(1) == data.y_test)
     assert accuracy >= 0.95  # 1,000 held-out digits of the bundled subset
     feats = digits.features(model, x_test[:20])

@@ -90,3 +90,41 @@ def test_restore_without_checkpoint_and_from_a_corrupt_file(tmp_path):
     (tmp_path / "epoch-0004.weights.h5").write_bytes(b"not an hdf5 file")
     with pytest.raises(ValueError, match="epoch-0004"):
         gan.restore_latest(model, tmp_path)
+
+
+def test_checkpoints_sort_by_epoch_number_past_9999(tmp_path):
+    model = make_gan()
+    model.generator(np.zeros((1, 100), np.float32))
+    model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    for epoch in (9_998, 9_999, 10_000):
+        gan.save_checkpoint(model, tmp_path, epoch)
+    assert gan.latest_checkpoint(tmp_path)[0] == 10_000
+    saver = gan.CheckpointEvery(tmp_path, every=1, keep=2)
+    saver.set_model(model)
+    saver._save(10_001)
+    assert [e for e, _ in gan.checkpoints(tmp_path)] == [10_000, 10_001]
+
+
+def test_a_checkpoint_whose_optimizer_state_is_skipped_raises(tmp_path):
+    model = make_gan()
+    model.generator(np.zeros((1, 100), np.float32))
+    model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    path = gan.save_checkpoint(model, tmp_path, 3)
+    other = make_gan()  # a different optimizer: plain SGD has no moment slots
+    other.compile(d_optimizer=keras.optimizers.SGD(1e-3), g_optimizer=keras.optimizers.SGD(1e-3))
+    other.generator(np.zeros((1, 100), np.float32))
+    other.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    with pytest.raises(ValueError, match=f"{path.name}.*partly loaded"):
+        gan.restore_latest(other, tmp_path)
+
+
+@pytest.mark.parametrize("scale, match", [(255.0, r"\[-1, 1\]"), (float("nan"), "NaN")])
+def test_fit_checks_the_images_of_every_input_type(scale, match):
+    import tensorflow as tf
+
+    model = make_gan()
+    images = np.full((8, 28, 28, 1), scale, np.float32)
+    for data in (images, tf.data.Dataset.from_tensor_slices(images).batch(4)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+            model.fit(data, batch_size=None if not isinstance(data, np.ndarray) else 4,
+                      epochs=1, verbose=0)

@@ -211,3 +211,10 @@ def test_light_decoder_shuffles_channels_into_2x2_blocks():
     out = np.asarray(out)[0, ..., 0]
     for i, j, a, b in [(0, 0, 0, 1), (5, 7, 1, 0), (17, 17, 1, 1)]:
         assert out[2 * i + a, 2 * j + b] == block[0, i, j, 2 * a + b]
+
+
+def test_tiny_variances_give_a_point_or_a_clear_error_never_nan():
+    images = heatmaps.normal_heatmaps(1e-300, 1e-300, 0.0)
+    assert np.all(np.isfinite(images)) and images.max() == 1.0
+    with pytest.raises(ValueError, match="too small"):
+        heatmaps.normal_heatmaps(1e-320, 1e-320, 0.5)

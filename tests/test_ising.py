@@ -212,3 +212,24 @@ def test_bad_input_elsewhere():
         ising.IsingChains(4, 2.0, 2, start="hot")
     with pytest.raises(ValueError, match="x"):
         ising.integrated_autocorr_time([1.0, 2.0])
+
+
+def test_onsager_energy_at_very_low_temperature_is_the_ground_state():
+    # T -> 0: coth(2/T) -> 1, k -> 0 and K(0) = pi/2, so u -> -1 * (1 + 1) = -2 exactly
+    np.testing.assert_allclose(ising.onsager_energy([0.001, 0.01, 0.1]), -2.0, atol=1e-12)
+    assert np.all(np.isfinite(ising.onsager_energy(np.linspace(0.001, 5, 200))))
+
+
+def test_energy_per_spin_refuses_bits():
+    with pytest.raises(ValueError, match="-1 and \\+1"):
+        ising.energy_per_spin(np.ones((4, 4), dtype=np.int8) * np.array([0, 1, 0, 1]))
+
+
+def test_a_cache_that_cannot_be_written_keeps_the_generated_data(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(ising, "_write_cache", refuse)
+    with pytest.warns(UserWarning, match="Could not write the Ising cache"):
+        data = ising.load_ising(4, temperatures=[1.0, 3.0], L=4, seed=0, progress=False)
+    assert data.spins.shape == (8, 4, 4)

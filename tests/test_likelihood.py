@@ -136,3 +136,11 @@ def test_independent_model_log_likelihood_hand_computed():
     expected = np.mean([math.log(0.6) + math.log(0.6), math.log(0.4) + math.log(0.6)])
     got = likelihood.independent_log_likelihood(x_train, np.array([[1, 0], [0, 0]]))
     assert got == pytest.approx(expected)
+
+
+def test_base_rate_bias_needs_a_positive_pseudocount():
+    x = np.array([[0, 1], [0, 1]], np.float32)  # pixel 0 never on: log 0 without smoothing
+    with pytest.raises(ValueError, match="pseudocount"):
+        likelihood.base_rate_bias(x, pseudocount=0)
+    np.testing.assert_allclose(likelihood.base_rate_bias(x, pseudocount=1),
+                               [math.log(1 / 3), math.log(3)])

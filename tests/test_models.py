@@ -180,3 +180,45 @@ def test_sample_weight_is_refused():
     vae.compile(optimizer="adam")
     with pytest.raises(ValueError, match="sample_weight"):
         vae.fit(_data(), sample_weight=np.ones(64), epochs=1, verbose=0)
+
+
+def test_fit_checks_tf_data_batches_too():
+    import tensorflow as tf
+
+    vae = _vae()
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    pixels = tf.data.Dataset.from_tensor_slices(255 * _data()).batch(16)  # unscaled
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0, 1\]"):
+        vae.fit(pixels, epochs=1, verbose=0)
+    broken = _data()
+    broken[3, 3] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
+        vae.fit(tf.data.Dataset.from_tensor_slices(broken).batch(16), epochs=1, verbose=0)
+
+
+def test_a_loss_that_becomes_nan_is_reported():
+    import tensorflow as tf
+
+    vae = _vae(likelihood="gaussian")
+    vae.compile(optimizer=keras.optimizers.SGD(1e6))  # diverges at once
+    with pytest.raises(tf.errors.InvalidArgumentError, match="loss became NaN or inf"):
+        vae.fit(1e3 * _data(), epochs=5, batch_size=16, verbose=0)
+
+
+def test_decoder_must_fit_the_encoder():
+    with pytest.raises(ValueError, match="decoder outputs shape"):
+        models.VAE(builders.mlp_encoder(12, 2), builders.mlp_decoder(2, 10))
+    with pytest.raises(ValueError, match="latent vectors of size 3"):
+        models.Autoencoder(builders.mlp_encoder(12, 2, variational=False),
+                           builders.mlp_decoder(3, 12))
+    with pytest.raises(TypeError, match="decoder must be a keras.Model"):
+        models.VAE(builders.mlp_encoder(12, 2), "decoder")
+
+
+def test_importance_sampling_needs_a_diagonal_vae():
+    with pytest.raises(TypeError, match="vae must be a models.VAE.*Autoencoder"):
+        likelihood.importance_log_likelihood(_ae(), _data(4), n_samples=2)
+    full = models.FullCovVAE(builders.mlp_encoder(12, 2, covariance="full"),
+                             builders.mlp_decoder(2, 12))
+    with pytest.raises(TypeError, match="FullCovVAE"):
+        likelihood.importance_log_likelihood(full, _data(4), n_samples=2)

@@ -173,3 +173,22 @@ def test_log_partition_floor_never_exceeds_the_exact_value():
         assert floor <= exact
         # with every state given, the floor is the largest single term exp(-F(v))
         assert floor == pytest.approx(float(np.max(-model.free_energy(v).numpy())), rel=1e-6)
+
+
+def test_fit_refuses_non_binary_tf_data():
+    import tensorflow as tf
+
+    model = rbm_lib.RBM(n_visible=10, n_hidden=4, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    grey = np.random.default_rng(0).random((32, 10)).astype(np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="binary"):
+        model.fit(tf.data.Dataset.from_tensor_slices(255 * grey).batch(8), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("indices, match", [
+    ([10_000] * 3, r"\[0, 10\)"), ([-1, 0, 1], r"\[0, 10\)"), ([0, 1], "shape"),
+    ([0.5, 1, 2], "integer")])
+def test_pseudo_log_likelihood_checks_its_indices(indices, match):
+    v = np.random.default_rng(0).integers(0, 2, (3, 10)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        _tiny().pseudo_log_likelihood(v, indices=indices)
