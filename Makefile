@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)  ## create .venv and install requirements and helpers
 
 run: $(STAMP)  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist)
-	$(PYTHON) -m helpers.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
+	$(PYTHON) -m helpers.infra.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)')
 
 lint: $(STAMP)  ## ruff over code and notebooks

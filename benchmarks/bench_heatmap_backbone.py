@@ -8,14 +8,15 @@ import os
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-from helpers import config  # noqa: E402
+from helpers.infra import config  # noqa: E402
 
 config.quiet_tensorflow()
 import keras  # noqa: E402
 
-from helpers import heatmaps, models  # noqa: E402
-from helpers.config import build_dir  # noqa: E402
-from helpers.metrics import write_json_atomic  # noqa: E402
+from helpers.data import heatmaps  # noqa: E402
+from helpers.infra.config import build_dir  # noqa: E402
+from helpers.infra.files import write_json_atomic  # noqa: E402
+from helpers.models import autoencoders, backbones  # noqa: E402
 
 BATCH_SIZE, TIMED_EPOCHS = 64, 3
 
@@ -36,7 +37,7 @@ class EpochTimer(keras.callbacks.Callback):
 def seconds_per_epoch(backbone, x):
     """Median epoch time after one warm-up epoch (which also traces the graph)."""
     keras.utils.set_random_seed(0)
-    vae = models.VAE(*backbone(3, variational=True), seed=0)
+    vae = autoencoders.VAE(*backbone(3, variational=True), seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     timer = EpochTimer()
     vae.fit(x, epochs=1 + TIMED_EPOCHS, batch_size=BATCH_SIZE, verbose=0, callbacks=[timer])
@@ -46,8 +47,8 @@ def seconds_per_epoch(backbone, x):
 
 def main():
     x_train = heatmaps.load_heatmaps().x_train
-    source = seconds_per_epoch(heatmaps.source_backbone, x_train)
-    light = seconds_per_epoch(heatmaps.light_backbone, x_train)
+    source = seconds_per_epoch(backbones.source_backbone, x_train)
+    light = seconds_per_epoch(backbones.light_backbone, x_train)
     result = {"source_seconds_per_epoch": round(source, 3),
               "light_seconds_per_epoch": round(light, 3),
               "time_ratio": round(source / light, 2),

@@ -14,9 +14,9 @@ import time
 import numba
 import numpy as np
 
-from helpers import ising
-from helpers.config import build_dir
-from helpers.metrics import write_json_atomic
+from helpers.data import ising
+from helpers.infra.config import build_dir
+from helpers.infra.files import write_json_atomic
 
 L, N_LATTICES, T = 40, 256, ising.TC
 FLIPS_PER_SWEEP = N_LATTICES * L * L

@@ -1,12 +1,11 @@
-"""Shared helpers for the generative-model notebooks.
+"""The engine behind the notebooks, in the order data takes through it:
 
-Modules: ``config`` (paths, fast mode, seeds), ``mnist`` (MNIST loader and
-binarisation), ``builders`` (encoder/decoder builders), ``models`` (VAE and
-autoencoder), ``likelihood`` (losses and importance-sampled log-likelihood),
-``training`` (fit-or-load weight cache), ``plotting`` and ``metrics``
-(headline-number recorder), and study modules (``scurve``, ``galaxies``, ``rbm``,
-``ising``, ``checkerboard``, ``heatmaps``, ``gan``, ``digits``). Importing the package
-has no side effects.
+``data`` (loaders and simulators) -> ``models`` (networks and the losses they train on) ->
+``training`` (update budgets, the weight cache, checkpoints) -> ``evaluation`` (likelihood
+estimators, partition functions, distances, the judge classifier) -> ``plotting``, with
+``infra`` (configuration, input checks, atomic files, metrics, the notebook runner) under
+all of them. ``CONTRIBUTING.md`` explains the layout. Importing the package has no side
+effects.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

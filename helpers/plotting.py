@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import norm
 
-from helpers.checks import as_finite_array, check_positive_int
+from helpers.infra.checks import as_finite_array, check_positive_int
 
 SPACINGS = ("linear", "inverse_cdf")
 

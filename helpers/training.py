@@ -1,17 +1,26 @@
-"""Fit-or-load: cache trained weights under data/models/, keyed by configuration."""
+"""Training infrastructure shared by the notebooks: update budgets, the fit-or-load weight
+cache under data/models/ (keyed by configuration), and checkpoints that let a long GAN
+training resume from its latest epoch."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import keras
 import numpy as np
 
-from helpers.checks import check_positive_int
-from helpers.config import data_dir, fast_mode, retrain_requested
-from helpers.metrics import replace_atomic, write_json_atomic
+from helpers.infra.checks import check_positive_int
+from helpers.infra.config import data_dir, fast_mode, retrain_requested
+from helpers.infra.files import replace_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    from helpers.models.gan import GAN
 
 _UNHASHED_FIT_ARGS = {"verbose", "callbacks"}
 
@@ -191,4 +200,93 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     return history
 
 
-__all__ = ["cache_key", "fit_or_load", "model_signature", "update_budget"]
+# ---------------------------------------------------------------- checkpoints
+_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+
+def _build_for_saving(gan: GAN) -> None:
+    """Create every variable a checkpoint holds (networks and both optimizers' slots)."""
+    if not gan.generator.built or not gan.discriminator.built:
+        raise ValueError("the generator and discriminator must be built")
+    for optimizer, model in ((gan.d_optimizer, gan.discriminator),
+                             (gan.g_optimizer, gan.generator)):
+        if not optimizer.built:
+            optimizer.build(model.trainable_weights)
+
+def save_checkpoint(gan: GAN, directory, epoch: int) -> Path:
+    """Write the networks and both optimizers' states after ``epoch`` (1-based) to
+    ``directory/epoch-NNNN.weights.h5``, atomically; return the path."""
+    epoch = check_positive_int(epoch, "epoch")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _build_for_saving(gan)
+    path = directory / f"epoch-{epoch:04d}.weights.h5"
+    replace_atomic(path, lambda tmp: gan.save_weights(tmp, overwrite=True),
+                   suffix=".tmp.weights.h5")  # Keras wants the suffix
+    return path
+
+def checkpoints(directory) -> list[tuple[int, Path]]:
+    """(epoch, path) of every checkpoint in ``directory``, oldest first (by epoch number,
+    so that epoch 10,000 comes after 9,999)."""
+    directory = Path(directory)
+    return sorted((int(m.group(1)), p) for p in directory.glob("epoch-*.weights.h5")
+                  if (m := _CHECKPOINT.match(p.name)))
+
+def latest_checkpoint(directory) -> tuple[int, Path] | None:
+    """(epoch, path) of the newest checkpoint in ``directory``, or None if there is none."""
+    found = checkpoints(directory)
+    return found[-1] if found else None
+
+def restore_latest(gan: GAN, directory) -> int:
+    """Load the newest checkpoint into ``gan`` (compiled, networks built) and return its
+    epoch; return 0 and leave ``gan`` untouched when ``directory`` holds none. A checkpoint
+    that does not load raises, naming the file."""
+    latest = latest_checkpoint(directory)
+    if latest is None:
+        return 0
+    epoch, path = latest
+    _build_for_saving(gan)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gan.load_weights(path)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} could not be loaded ({exc}); delete it to "
+                         "resume from the one before") from exc
+    skipped = [str(w.message) for w in caught if "load" in str(w.message).lower()]
+    if skipped:  # Keras skips mismatched variables (such as an optimizer's) with a warning
+        raise ValueError(f"checkpoint {path} was only partly loaded ({skipped[0]}); it does not "
+                         "match this model and its optimizers")
+    for w in caught:  # anything else is passed on
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return epoch
+
+class CheckpointEvery(keras.callbacks.Callback):
+    """Save a checkpoint every ``every`` epochs and after the last, keeping the newest
+    ``keep``. Epoch numbers continue across ``fit(..., initial_epoch=...)`` calls."""
+
+    def __init__(self, directory, every: int = 5, keep: int = 2):
+        super().__init__()
+        self.directory = Path(directory)
+        self.every = check_positive_int(every, "every")
+        self.keep = check_positive_int(keep, "keep")
+
+    def on_train_begin(self, logs=None):
+        self.last_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch = epoch + 1
+        if self.last_epoch % self.every == 0:
+            self._save(self.last_epoch)
+
+    def on_train_end(self, logs=None):
+        if self.last_epoch is not None and self.last_epoch % self.every:
+            self._save(self.last_epoch)
+
+    def _save(self, epoch):
+        save_checkpoint(self.model, self.directory, epoch)
+        for _, old in checkpoints(self.directory)[:-self.keep]:
+            old.unlink(missing_ok=True)
+
+
+__all__ = ["CheckpointEvery", "cache_key", "checkpoints", "fit_or_load", "latest_checkpoint",
+           "model_signature", "restore_latest", "save_checkpoint", "update_budget"]

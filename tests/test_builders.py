@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import builders
+from helpers.models import builders
 
 
 def test_mlp_pair_shapes():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers import builders, checkerboard
+from helpers.models import builders, checkerboard
 
 
 def all_configurations(L):

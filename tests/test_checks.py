@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from helpers import galaxies, heatmaps, likelihood, mnist
-from helpers import rbm as rbm_lib
-from helpers.checks import check_finite, check_seed
+from helpers.data import galaxies, heatmaps, mnist
+from helpers.evaluation import likelihood, partition
+from helpers.infra.checks import check_finite, check_seed
+from helpers.models import rbm as rbm_lib
 
 
 def test_check_seed():
@@ -33,7 +34,7 @@ def test_check_finite():
      "x_test"),
     (lambda: rbm_lib.RBM(weight_decay="x"), "weight_decay"),
     (lambda: rbm_lib.RBM(n_visible=6, n_hidden=3).sample(5, n=0), "n"),
-    (lambda: rbm_lib.average_log_likelihood(rbm_lib.RBM(n_visible=6, n_hidden=3),
+    (lambda: partition.average_log_likelihood(rbm_lib.RBM(n_visible=6, n_hidden=3),
                                             np.zeros((2, 6)), "a"), "log_z")])
 def test_helpers_name_the_bad_argument(call, match):
     with pytest.raises(ValueError, match=match):

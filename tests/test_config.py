@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import config
+from helpers.infra import config
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -78,3 +78,16 @@ def test_retrain_requested(monkeypatch):
     assert config.retrain_requested(False)
     with pytest.raises(TypeError, match="retrain"):
         config.retrain_requested("no")
+
+
+def test_models_refuse_another_keras_backend(monkeypatch):
+    import importlib
+
+    import keras
+
+    import helpers.models.autoencoders as autoencoders
+
+    config.require_tensorflow_backend("helpers.models.autoencoders")  # passes here
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ImportError, match="autoencoders needs the TensorFlow backend.*'jax'"):
+        importlib.reload(autoencoders)

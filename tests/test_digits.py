@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from helpers import digits, mnist
+from helpers.data import mnist
+from helpers.evaluation import distances, judge
 
 
 def sqrtm_reference(a, b):
@@ -18,7 +19,7 @@ def sqrtm_reference(a, b):
 
 def test_frechet_distance_is_zero_for_identical_sets():
     x = np.random.default_rng(0).standard_normal((500, 16))
-    assert digits.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+    assert distances.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
 
 
 def test_frechet_distance_matches_scipy_on_random_gaussians():
@@ -26,7 +27,7 @@ def test_frechet_distance_matches_scipy_on_random_gaussians():
     mix_a, mix_b = rng.standard_normal((8, 8)), rng.standard_normal((8, 8))
     a = rng.standard_normal((2000, 8)) @ mix_a + 1.0
     b = rng.standard_normal((1500, 8)) @ mix_b - 0.5
-    assert digits.frechet_distance(a, b) == pytest.approx(sqrtm_reference(a, b), rel=1e-6)
+    assert distances.frechet_distance(a, b) == pytest.approx(sqrtm_reference(a, b), rel=1e-6)
 
 
 def test_frechet_distance_closed_form_for_diagonal_gaussians():
@@ -38,39 +39,39 @@ def test_frechet_distance_closed_form_for_diagonal_gaussians():
     a = base * np.sqrt(var_a)
     b = base * np.sqrt(var_b) + np.array([1.0, 2.0, 0.0])
     expected = 1 + 4 + ((np.sqrt(var_a) - np.sqrt(var_b)) ** 2).sum()  # = 5 + 4 + 1 = 10
-    assert digits.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert distances.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
 
 
 def test_frechet_distance_bad_input():
     with pytest.raises(ValueError, match="same width"):
-        digits.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+        distances.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(ValueError, match="at least 2"):
-        digits.frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+        distances.frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
 
 
 def test_class_fractions():
     probs = np.eye(10)[[0, 0, 3, 9]]
     expected = np.zeros(10)
     expected[[0, 3, 9]] = [0.5, 0.25, 0.25]
-    np.testing.assert_allclose(digits.class_fractions(probs), expected)
+    np.testing.assert_allclose(judge.class_fractions(probs), expected)
     with pytest.raises(ValueError, match="10 columns"):
-        digits.class_fractions(np.ones((3, 9)))
+        judge.class_fractions(np.ones((3, 9)))
 
 
 def test_classifier_input_checks():
-    model = digits.build_classifier()
+    model = judge.build_classifier()
     with pytest.raises(ValueError, match="28"):
-        digits.predict_probabilities(model, np.zeros((2, 27, 28)))
+        judge.predict_probabilities(model, np.zeros((2, 27, 28)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        digits.features(model, np.full((2, 28, 28), 255.0))
+        judge.features(model, np.full((2, 28, 28), 255.0))
 
 
 def test_classifier_accuracy_on_unseen_test_digits():
     data = mnist.load_mnist(offline=True)
     x_train = mnist.to_unit_interval(data.x_train, flatten=False)
     x_test = mnist.to_unit_interval(data.x_test, flatten=False)
-    model, _ = digits.train_classifier(x_train, data.y_train, updates=504, source=data.source)
-    accuracy = np.mean(digits.predict_probabilities(model, x_test).argmax(1) == data.y_test)
+    model, _ = judge.train_classifier(x_train, data.y_train, updates=504, source=data.source)
+    accuracy = np.mean(judge.predict_probabilities(model, x_test).argmax(1) == data.y_test)
     assert accuracy >= 0.95  # 1,000 held-out digits of the bundled subset
-    feats = digits.features(model, x_test[:20])
+    feats = judge.features(model, x_test[:20])
     assert feats.shape == (20, 128) and feats.min() >= 0

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers import builders, config, likelihood, models
+from helpers.infra import config
+from helpers.models import autoencoders, builders, losses
 
 
 def _raw_from_chol(chol):
-    """Inverse of likelihood.cholesky_factor: log on the diagonal."""
+    """Inverse of losses.cholesky_factor: log on the diagonal."""
     raw = np.array(chol, dtype=np.float32)
     idx = np.arange(raw.shape[-1])
     raw[..., idx, idx] = np.log(raw[..., idx, idx])
@@ -18,7 +19,7 @@ def _raw_from_chol(chol):
 
 def test_cholesky_factor_is_lower_triangular_with_positive_diagonal():
     raw = np.random.default_rng(0).normal(size=(5, 3, 3)).astype(np.float32)
-    chol = likelihood.cholesky_factor(raw).numpy()
+    chol = losses.cholesky_factor(raw).numpy()
     assert np.all(np.triu(chol, 1) == 0)
     np.testing.assert_allclose(np.diagonal(chol, axis1=-2, axis2=-1),
                                np.exp(np.diagonal(raw, axis1=-2, axis2=-1)), rtol=1e-6)
@@ -32,8 +33,8 @@ def test_full_kl_equals_diagonal_kl_without_correlations():
     chol = np.zeros((4, 3, 3), np.float32)
     idx = np.arange(3)
     chol[:, idx, idx] = np.exp(0.5 * log_var)
-    np.testing.assert_allclose(likelihood.gaussian_kl_full(mean, chol),
-                               likelihood.gaussian_kl(mean, log_var), rtol=1e-5)
+    np.testing.assert_allclose(losses.gaussian_kl_full(mean, chol),
+                               losses.gaussian_kl(mean, log_var), rtol=1e-5)
 
 
 def test_full_kl_matches_monte_carlo():
@@ -45,7 +46,7 @@ def test_full_kl_matches_monte_carlo():
     log_ratio = (stats.multivariate_normal(mean, cov).logpdf(z)
                  - stats.multivariate_normal(np.zeros(3), np.eye(3)).logpdf(z))
     se = log_ratio.std() / math.sqrt(len(z))
-    exact = float(likelihood.gaussian_kl_full(mean[None].astype(np.float32),
+    exact = float(losses.gaussian_kl_full(mean[None].astype(np.float32),
                                               chol[None].astype(np.float32))[0])
     assert abs(exact - log_ratio.mean()) < 4 * se
 
@@ -53,7 +54,7 @@ def test_full_kl_matches_monte_carlo():
 def _full_vae(latent_dim=3, **kwargs):
     encoder = builders.mlp_encoder(6, latent_dim, hidden=(8,), covariance="full")
     decoder = builders.mlp_decoder(latent_dim, 6, hidden=(8,), output_activation=None)
-    return models.FullCovVAE(encoder, decoder, likelihood="gaussian", **kwargs)
+    return autoencoders.FullCovVAE(encoder, decoder, likelihood="gaussian", **kwargs)
 
 
 def test_cholesky_samples_recover_the_covariance():
@@ -80,12 +81,12 @@ def test_full_covariance_vae_trains_and_round_trips(tmp_path):
     assert chol.shape == (4, 3, 3) and np.all(np.triu(chol, 1) == 0)
     vae.save(tmp_path / "full.keras")
     loaded = keras.saving.load_model(tmp_path / "full.keras")
-    assert type(loaded) is models.FullCovVAE
+    assert type(loaded) is autoencoders.FullCovVAE
     np.testing.assert_array_equal(loaded.encode(x[:4])[1], chol)
 
 
 def test_full_covariance_needs_a_square_second_output():
     with pytest.raises(ValueError, match="covariance='full'"):
-        models.FullCovVAE(builders.mlp_encoder(6, 3), builders.mlp_decoder(3, 6))
+        autoencoders.FullCovVAE(builders.mlp_encoder(6, 3), builders.mlp_decoder(3, 6))
     with pytest.raises(ValueError, match="covariance"):
         builders.mlp_encoder(6, 3, covariance="banded")

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from helpers import galaxies
+from helpers.data import galaxies
 
 
 def test_disc_velocity_hand_computed():
@@ -88,11 +88,11 @@ def test_population_is_reproducible():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: galaxies.disc_velocity(1.0, -1e10, 2.0), "mass must be positive"),
-    (lambda: galaxies.disc_velocity(1.0, 1e10, 0.0), "scale_length must be positive"),
-    (lambda: galaxies.disc_velocity(-1.0, 1e10, 2.0), "radius must be positive"),
-    (lambda: galaxies.nfw_velocity(1.0, 1e12, 0.0), "concentration must be positive"),
-    (lambda: galaxies.virial_radius(0.0), "halo_mass must be positive"),
+    (lambda: galaxies.disc_velocity(1.0, -1e10, 2.0), "mass must be > 0"),
+    (lambda: galaxies.disc_velocity(1.0, 1e10, 0.0), "scale_length must be > 0"),
+    (lambda: galaxies.disc_velocity(-1.0, 1e10, 2.0), "radius must be > 0"),
+    (lambda: galaxies.nfw_velocity(1.0, 1e12, 0.0), "concentration must be > 0"),
+    (lambda: galaxies.virial_radius(0.0), "halo_mass must be > 0"),
     (lambda: galaxies.rotation_curves([1e10], [1e12], [np.nan], [10.0]), "NaN"),
     (lambda: galaxies.sample_galaxies(0), "n must"),
     (lambda: galaxies.sample_galaxies(10, log_mstar_range=(12, 9)), "log_mstar_range"),

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import gan
+from helpers import training
+from helpers.models import gan
 
 
 def make_gan(seed=0):
@@ -59,16 +60,16 @@ def test_train_step_reports_losses_and_scores():
 def test_checkpoint_round_trip_resumes_training(tmp_path):
     x = np.random.default_rng(2).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
     model = make_gan()
-    callback = gan.CheckpointEvery(tmp_path, every=2, keep=2)
+    callback = training.CheckpointEvery(tmp_path, every=2, keep=2)
     model.fit(x, batch_size=32, epochs=3, verbose=0, callbacks=[callback])
     assert [p.name for p in sorted(tmp_path.glob("epoch-*"))] == \
         ["epoch-0002.weights.h5", "epoch-0003.weights.h5"]
-    assert gan.latest_checkpoint(tmp_path)[0] == 3
+    assert training.latest_checkpoint(tmp_path)[0] == 3
 
     fresh = make_gan(seed=5)
     fresh.generator(np.zeros((1, 100), np.float32))
     fresh.discriminator(np.zeros((1, 28, 28, 1), np.float32))
-    assert gan.restore_latest(fresh, tmp_path) == 3
+    assert training.restore_latest(fresh, tmp_path) == 3
     for a, b in zip(model.weights, fresh.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert int(fresh.d_optimizer.iterations) == int(model.d_optimizer.iterations) == 6
@@ -77,8 +78,8 @@ def test_checkpoint_round_trip_resumes_training(tmp_path):
 
     # resuming continues the epoch count and the optimizer steps
     fresh.fit(x, batch_size=32, epochs=5, initial_epoch=3, verbose=0,
-              callbacks=[gan.CheckpointEvery(tmp_path, every=2, keep=2)])
-    assert gan.latest_checkpoint(tmp_path)[0] == 5
+              callbacks=[training.CheckpointEvery(tmp_path, every=2, keep=2)])
+    assert training.latest_checkpoint(tmp_path)[0] == 5
     assert int(fresh.g_optimizer.iterations) == 10
 
 
@@ -86,10 +87,10 @@ def test_restore_without_checkpoint_and_from_a_corrupt_file(tmp_path):
     model = make_gan()
     model.generator(np.zeros((1, 100), np.float32))
     model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
-    assert gan.restore_latest(model, tmp_path) == 0
+    assert training.restore_latest(model, tmp_path) == 0
     (tmp_path / "epoch-0004.weights.h5").write_bytes(b"not an hdf5 file")
     with pytest.raises(ValueError, match="epoch-0004"):
-        gan.restore_latest(model, tmp_path)
+        training.restore_latest(model, tmp_path)
 
 
 def test_checkpoints_sort_by_epoch_number_past_9999(tmp_path):
@@ -97,25 +98,25 @@ def test_checkpoints_sort_by_epoch_number_past_9999(tmp_path):
     model.generator(np.zeros((1, 100), np.float32))
     model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
     for epoch in (9_998, 9_999, 10_000):
-        gan.save_checkpoint(model, tmp_path, epoch)
-    assert gan.latest_checkpoint(tmp_path)[0] == 10_000
-    saver = gan.CheckpointEvery(tmp_path, every=1, keep=2)
+        training.save_checkpoint(model, tmp_path, epoch)
+    assert training.latest_checkpoint(tmp_path)[0] == 10_000
+    saver = training.CheckpointEvery(tmp_path, every=1, keep=2)
     saver.set_model(model)
     saver._save(10_001)
-    assert [e for e, _ in gan.checkpoints(tmp_path)] == [10_000, 10_001]
+    assert [e for e, _ in training.checkpoints(tmp_path)] == [10_000, 10_001]
 
 
 def test_a_checkpoint_whose_optimizer_state_is_skipped_raises(tmp_path):
     model = make_gan()
     model.generator(np.zeros((1, 100), np.float32))
     model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
-    path = gan.save_checkpoint(model, tmp_path, 3)
+    path = training.save_checkpoint(model, tmp_path, 3)
     other = make_gan()  # a different optimizer: plain SGD has no moment slots
     other.compile(d_optimizer=keras.optimizers.SGD(1e-3), g_optimizer=keras.optimizers.SGD(1e-3))
     other.generator(np.zeros((1, 100), np.float32))
     other.discriminator(np.zeros((1, 28, 28, 1), np.float32))
     with pytest.raises(ValueError, match=f"{path.name}.*partly loaded"):
-        gan.restore_latest(other, tmp_path)
+        training.restore_latest(other, tmp_path)
 
 
 @pytest.mark.parametrize("scale, match", [(255.0, r"\[-1, 1\]"), (float("nan"), "NaN")])

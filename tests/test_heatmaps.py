@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers import heatmaps
+from helpers.data import heatmaps
+from helpers.evaluation import distances
+from helpers.models import backbones
 
 SYMMETRIC_GRID = heatmaps.grid_points(36, start=-2.975, step=0.17)  # -2.975, ..., 2.975
 
@@ -138,10 +140,10 @@ def test_t_data_set_carries_the_degrees_of_freedom():
 def test_frobenius_error_against_numpy_norm():
     rng = np.random.default_rng(0)
     a, b = rng.random((4, 36, 36)), rng.random((4, 36, 36))
-    np.testing.assert_allclose(heatmaps.frobenius_error(a, b),
+    np.testing.assert_allclose(distances.frobenius_error(a, b),
                                np.linalg.norm(a - b, axis=(1, 2)), rtol=1e-12)
     with pytest.raises(ValueError, match="same shape"):
-        heatmaps.frobenius_error(a, b[:3])
+        distances.frobenius_error(a, b[:3])
 
 
 def test_image_moments_recover_the_covariance_on_a_wide_grid():
@@ -179,31 +181,31 @@ def test_bad_df_and_grid_size_raise():
 
 def test_source_backbone_has_the_original_parameter_counts():
     # counts printed in the original study's model summaries
-    encoder, decoder = heatmaps.source_backbone(3, variational=True)
+    encoder, decoder = backbones.source_backbone(3, variational=True)
     assert encoder.count_params() == 232_454 and decoder.count_params() == 96_705
-    assert heatmaps.source_backbone(3, variational=False)[0].count_params() == 232_259
+    assert backbones.source_backbone(3, variational=False)[0].count_params() == 232_259
     assert decoder.output_shape == (None, 36, 36, 1)
     with pytest.raises(ValueError, match="size"):
-        heatmaps.source_backbone(3, size=32)
+        backbones.source_backbone(3, size=32)
 
 
 def test_light_backbone_shapes_and_ranges():
-    encoder, decoder = heatmaps.light_backbone(3, variational=True)
+    encoder, decoder = backbones.light_backbone(3, variational=True)
     x = heatmaps.load_heatmaps().x_test[:5]
     z_mean, z_log_var = encoder(x)
     assert z_mean.shape == (5, 3) and z_log_var.shape == (5, 3)
     out = np.asarray(decoder(np.asarray(z_mean)))
     assert out.shape == (5, 36, 36, 1) and out.min() >= 0 and out.max() <= 1
-    code = heatmaps.light_backbone(3, variational=False)[0](x)
+    code = backbones.light_backbone(3, variational=False)[0](x)
     assert code.shape == (5, 3)
     with pytest.raises(ValueError, match="size"):
-        heatmaps.light_backbone(3, size=35)
+        backbones.light_backbone(3, size=35)
     with pytest.raises(ValueError, match="latent_dim"):
-        heatmaps.light_backbone(0)
+        backbones.light_backbone(0)
 
 
 def test_light_decoder_shuffles_channels_into_2x2_blocks():
-    decoder = heatmaps.light_backbone(3)[1]
+    decoder = backbones.light_backbone(3)[1]
     block = np.arange(18 * 18 * 4, dtype=np.float32).reshape(1, 18, 18, 4)
     out = block
     for layer in decoder.layers[-4:-1]:  # reshape, permute, reshape

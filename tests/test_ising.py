@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers import ising
+from helpers.data import ising
 
 
 def boltzmann(L, T):

@@ -5,21 +5,22 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers import likelihood, models
+from helpers.evaluation import likelihood
+from helpers.models import autoencoders, losses
 
 
 def test_bernoulli_nll_matches_hand_computation():
     x = np.array([[1.0, 0.0, 1.0]], dtype=np.float32)
     p = np.array([[0.9, 0.2, 0.5]], dtype=np.float32)
     expected = -(math.log(0.9) + math.log(0.8) + math.log(0.5))  # 1.0216512...
-    assert float(likelihood.bernoulli_nll(x, p)[0]) == pytest.approx(expected, rel=1e-6)
+    assert float(losses.bernoulli_nll(x, p)[0]) == pytest.approx(expected, rel=1e-6)
 
 
 def test_bernoulli_nll_with_grey_targets_is_cross_entropy():
     x = np.array([[0.25]], dtype=np.float32)
     p = np.array([[0.6]], dtype=np.float32)
     expected = -(0.25 * math.log(0.6) + 0.75 * math.log(0.4))
-    assert float(likelihood.bernoulli_nll(x, p)[0]) == pytest.approx(expected, rel=1e-6)
+    assert float(losses.bernoulli_nll(x, p)[0]) == pytest.approx(expected, rel=1e-6)
 
 
 def test_bernoulli_nll_sums_over_all_feature_axes():
@@ -27,7 +28,7 @@ def test_bernoulli_nll_sums_over_all_feature_axes():
     x = (rng.random((4, 5, 6)) < 0.5).astype(np.float32)
     p = rng.uniform(0.1, 0.9, (4, 5, 6)).astype(np.float32)
     expected = -stats.bernoulli.logpmf(x, p).reshape(4, -1).sum(axis=1)
-    np.testing.assert_allclose(likelihood.bernoulli_nll(x, p), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.bernoulli_nll(x, p), expected, rtol=1e-5)
 
 
 def test_gaussian_nll_matches_scipy():
@@ -35,14 +36,14 @@ def test_gaussian_nll_matches_scipy():
     x, mean = rng.normal(size=(3, 7)), rng.normal(size=(3, 7))
     sigma = 0.37
     expected = -stats.norm.logpdf(x, mean, sigma).sum(axis=1)
-    got = likelihood.gaussian_nll(x.astype(np.float32), mean.astype(np.float32),
+    got = losses.gaussian_nll(x.astype(np.float32), mean.astype(np.float32),
                                   np.float32(math.log(sigma)))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def test_kl_of_the_prior_with_itself_is_zero():
     zeros = np.zeros((5, 3), dtype=np.float32)
-    np.testing.assert_allclose(likelihood.gaussian_kl(zeros, zeros), 0.0, atol=1e-7)
+    np.testing.assert_allclose(losses.gaussian_kl(zeros, zeros), 0.0, atol=1e-7)
 
 
 def test_kl_matches_a_monte_carlo_estimate():
@@ -53,7 +54,7 @@ def test_kl_matches_a_monte_carlo_estimate():
     log_ratio = (stats.norm.logpdf(z, mean, np.exp(0.5 * log_var)).sum(axis=1)
                  - stats.norm.logpdf(z).sum(axis=1))
     mc, se = log_ratio.mean(), log_ratio.std() / math.sqrt(len(z))
-    exact = float(likelihood.gaussian_kl(mean[None].astype(np.float32),
+    exact = float(losses.gaussian_kl(mean[None].astype(np.float32),
                                          log_var[None].astype(np.float32))[0])
     assert abs(exact - mc) < 4 * se
 
@@ -62,7 +63,7 @@ def test_log_normal_diag_matches_scipy():
     rng = np.random.default_rng(3)
     z, mean, log_var = rng.normal(size=(3, 4, 2))
     expected = stats.multivariate_normal(mean[0], np.diag(np.exp(log_var[0]))).logpdf(z[0])
-    got = likelihood.log_normal_diag(z[:1].astype(np.float32), mean[:1].astype(np.float32),
+    got = losses.log_normal_diag(z[:1].astype(np.float32), mean[:1].astype(np.float32),
                                      log_var[:1].astype(np.float32))
     assert float(got[0]) == pytest.approx(expected, rel=1e-5)
 
@@ -88,7 +89,7 @@ def _linear_gaussian_vae(weight, bias, sigma, mean_scale=1.0, var_scale=1.0):
     dense = keras.layers.Dense(dim_x)
     decoder = keras.Model(z_in, dense(z_in))
     dense.set_weights([weight.T, bias])
-    return models.VAE(encoder, decoder, likelihood="gaussian", sigma=sigma, seed=0)
+    return autoencoders.VAE(encoder, decoder, likelihood="gaussian", sigma=sigma, seed=0)
 
 
 def _problem(seed=4):

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.metrics import MetricsRecorder, read_metrics
+from helpers.infra.metrics import MetricsRecorder, read_metrics
 
 
 def test_recorder_writes_the_documented_fields(tmp_path, monkeypatch):
@@ -76,3 +76,15 @@ def test_an_unreadable_metrics_file_is_skipped_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="unreadable|no JSON object"):
         records = read_metrics(tmp_path)
     assert list(records) == ["01_a"] and records["01_a"]["metrics"] == {"x": 1}
+
+
+@pytest.mark.parametrize("data", ["keras-mnist", "ising-monte-carlo-L40-n10000",
+                                  "s-curve-n300-noise0.0"])
+def test_data_source_format_accepted(tmp_path, data):
+    assert MetricsRecorder("01_a", data=data, directory=tmp_path).payload["data"] == data
+
+
+@pytest.mark.parametrize("data", ["generated n=11875", "monte carlo", "", "-mnist", 3])
+def test_data_source_format_refused(tmp_path, data):
+    with pytest.raises(ValueError, match="data must be words and numbers joined by hyphens"):
+        MetricsRecorder("01_a", data=data, directory=tmp_path)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import mnist
+from helpers.data import mnist
 
 
 @pytest.fixture

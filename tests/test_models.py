@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import builders, config, likelihood, models
+from helpers.evaluation import likelihood
+from helpers.infra import config
+from helpers.models import autoencoders, builders, losses
 
 
 def _data(n=64, dim=12, seed=0):
@@ -12,12 +14,12 @@ def _data(n=64, dim=12, seed=0):
 
 
 def _vae(dim=12, latent_dim=2, **kwargs):
-    return models.VAE(builders.mlp_encoder(dim, latent_dim, hidden=(16,)),
+    return autoencoders.VAE(builders.mlp_encoder(dim, latent_dim, hidden=(16,)),
                       builders.mlp_decoder(latent_dim, dim, hidden=(16,)), **kwargs)
 
 
 def _ae(dim=12, latent_dim=2, **kwargs):
-    return models.Autoencoder(builders.mlp_encoder(dim, latent_dim, hidden=(16,),
+    return autoencoders.Autoencoder(builders.mlp_encoder(dim, latent_dim, hidden=(16,),
                                                    variational=False),
                               builders.mlp_decoder(latent_dim, dim, hidden=(16,)), **kwargs)
 
@@ -30,7 +32,7 @@ def test_vae_loss_is_reconstruction_plus_beta_kl():
                                rtol=1e-6)
     # the KL uses the encoder's outputs in closed form
     z_mean, z_log_var = vae.encoder(x)
-    np.testing.assert_allclose(terms["kl"], likelihood.gaussian_kl(z_mean, z_log_var),
+    np.testing.assert_allclose(terms["kl"], losses.gaussian_kl(z_mean, z_log_var),
                                rtol=1e-6)
 
 
@@ -64,7 +66,7 @@ def test_gaussian_likelihood_uses_sigma_and_can_learn_it():
     config.set_seed(0)
     rng = np.random.default_rng(0)
     x = (0.5 + 0.2 * rng.standard_normal((512, 4))).astype(np.float32)  # unpredictable noise
-    ae = models.Autoencoder(builders.mlp_encoder(4, 1, hidden=(8,), variational=False),
+    ae = autoencoders.Autoencoder(builders.mlp_encoder(4, 1, hidden=(8,), variational=False),
                             builders.mlp_decoder(1, 4, hidden=(8,), output_activation=None),
                             likelihood="gaussian", sigma=1.0, learn_sigma=True)
     ae.compile(optimizer=keras.optimizers.Adam(2e-2))
@@ -74,7 +76,7 @@ def test_gaussian_likelihood_uses_sigma_and_can_learn_it():
     rms = float(np.sqrt(np.mean(residual**2)))
     assert math.exp(float(ae.log_sigma.numpy())) == pytest.approx(rms, rel=0.05)
     assert 0.1 < rms < 0.25
-    fixed = models.VAE(builders.mlp_encoder(4, 1), builders.mlp_decoder(1, 4),
+    fixed = autoencoders.VAE(builders.mlp_encoder(4, 1), builders.mlp_decoder(1, 4),
                        likelihood="gaussian", sigma=0.5)
     assert not fixed.log_sigma.trainable
     assert float(fixed.log_sigma.numpy()) == pytest.approx(math.log(0.5))
@@ -147,9 +149,9 @@ def test_bad_hyperparameters(kwargs, match):
 
 def test_encoder_outputs_must_match_the_model():
     with pytest.raises(ValueError, match="two tensors"):
-        models.VAE(builders.mlp_encoder(4, 2, variational=False), builders.mlp_decoder(2, 4))
+        autoencoders.VAE(builders.mlp_encoder(4, 2, variational=False), builders.mlp_decoder(2, 4))
     with pytest.raises(ValueError, match="one tensor"):
-        models.Autoencoder(builders.mlp_encoder(4, 2), builders.mlp_decoder(2, 4))
+        autoencoders.Autoencoder(builders.mlp_encoder(4, 2), builders.mlp_decoder(2, 4))
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -207,18 +209,18 @@ def test_a_loss_that_becomes_nan_is_reported():
 
 def test_decoder_must_fit_the_encoder():
     with pytest.raises(ValueError, match="decoder outputs shape"):
-        models.VAE(builders.mlp_encoder(12, 2), builders.mlp_decoder(2, 10))
+        autoencoders.VAE(builders.mlp_encoder(12, 2), builders.mlp_decoder(2, 10))
     with pytest.raises(ValueError, match="latent vectors of size 3"):
-        models.Autoencoder(builders.mlp_encoder(12, 2, variational=False),
+        autoencoders.Autoencoder(builders.mlp_encoder(12, 2, variational=False),
                            builders.mlp_decoder(3, 12))
     with pytest.raises(TypeError, match="decoder must be a keras.Model"):
-        models.VAE(builders.mlp_encoder(12, 2), "decoder")
+        autoencoders.VAE(builders.mlp_encoder(12, 2), "decoder")
 
 
 def test_importance_sampling_needs_a_diagonal_vae():
-    with pytest.raises(TypeError, match="vae must be a models.VAE.*Autoencoder"):
+    with pytest.raises(TypeError, match="vae must be an autoencoders.VAE.*Autoencoder"):
         likelihood.importance_log_likelihood(_ae(), _data(4), n_samples=2)
-    full = models.FullCovVAE(builders.mlp_encoder(12, 2, covariance="full"),
+    full = autoencoders.FullCovVAE(builders.mlp_encoder(12, 2, covariance="full"),
                              builders.mlp_decoder(2, 12))
     with pytest.raises(TypeError, match="FullCovVAE"):
         likelihood.importance_log_likelihood(full, _data(4), n_samples=2)

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import runner
+from helpers.infra import runner
 
 NOTEBOOKS = sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb"))
 
@@ -111,7 +111,7 @@ def test_main_records_overrides_under_the_data_set_name(tmp_path, monkeypatch):
     path = _parameterised(tmp_path, "04_q.ipynb")
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
-        "from helpers.metrics import MetricsRecorder\n"
+        "from helpers.infra.metrics import MetricsRecorder\n"
         "MetricsRecorder('04_q', variant=None if DATASET == 'mnist' else DATASET)"
         ".record('seed', SEED)"))
     nbformat.write(nb, path)

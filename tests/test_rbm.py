@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers import config
-from helpers import rbm as rbm_lib
+from helpers.evaluation import partition
+from helpers.infra import config
+from helpers.models import rbm as rbm_lib
 
 
 def _tiny(n_visible=10, n_hidden=6, scale=1.0, seed=0):
@@ -32,7 +33,7 @@ def _brute_force(model):
 def test_exact_log_partition_matches_brute_force_enumeration():
     model = _tiny()
     _, neg_energy = _brute_force(model)
-    assert rbm_lib.exact_log_partition(model) == pytest.approx(
+    assert partition.exact_log_partition(model) == pytest.approx(
         np.logaddexp.reduce(neg_energy.ravel()), abs=1e-9)
 
 
@@ -59,8 +60,8 @@ def test_conditionals_hand_computed():
 
 def test_ais_agrees_with_the_exact_partition_function():
     model = _tiny(n_visible=20, n_hidden=12, scale=0.7, seed=3)
-    exact = rbm_lib.exact_log_partition(model)
-    estimate, std = rbm_lib.ais_log_partition(model, np.zeros(20), n_runs=200, n_betas=3000,
+    exact = partition.exact_log_partition(model)
+    estimate, std = partition.ais_log_partition(model, np.zeros(20), n_runs=200, n_betas=3000,
                                               seed=1)
     assert abs(estimate - exact) < 0.1
     assert 0 < std < 0.1
@@ -70,7 +71,7 @@ def test_gibbs_chains_sample_the_model_distribution():
     # 6 visible units: 64 states; long chains must visit them with the exact frequencies
     model = _tiny(n_visible=6, n_hidden=4, scale=0.8, seed=5)
     v, neg_energy = _brute_force(model)
-    p_exact = np.exp(np.logaddexp.reduce(neg_energy, axis=1) - rbm_lib.exact_log_partition(model))
+    p_exact = np.exp(np.logaddexp.reduce(neg_energy, axis=1) - partition.exact_log_partition(model))
     config.set_seed(0)
     chains = np.zeros((4000, 6), np.float32)
     for _ in range(30):  # burn-in, then collect the states of every chain
@@ -132,7 +133,7 @@ def test_round_trip(tmp_path):
 
 
 def test_ais_schedule():
-    betas = rbm_lib.ais_schedule(14_500)
+    betas = partition.ais_schedule(14_500)
     assert len(betas) == 14_500 and betas[0] == 0 and betas[-1] == 1
     assert np.all(np.diff(betas) > 0)
     assert np.sum(betas >= 0.9) == 10_000
@@ -142,8 +143,8 @@ def test_ais_schedule():
     (lambda m: m.fit(np.full((4, 10), 0.5, np.float32), verbose=0), "binarize=True"),
     (lambda m: m.fit(np.zeros((4, 9), np.float32), verbose=0), r"shape \(n, 10\)"),
     (lambda m: m.pseudo_log_likelihood(np.full((2, 10), np.nan)), "NaN"),
-    (lambda m: rbm_lib.exact_log_partition(rbm_lib.RBM(10, 30)), "max_hidden"),
-    (lambda m: rbm_lib.ais_log_partition(m, np.zeros(9)), "base_bias"),
+    (lambda m: partition.exact_log_partition(rbm_lib.RBM(10, 30)), "max_hidden"),
+    (lambda m: partition.ais_log_partition(m, np.zeros(9)), "base_bias"),
     (lambda m: rbm_lib.RBM(0, 5), "n_visible"),
     (lambda m: rbm_lib.RBM(10, 5, k=0), "k must"),
     (lambda m: rbm_lib.RBM(10, 5, weight_decay=-1.0), "weight_decay"),
@@ -164,12 +165,12 @@ def test_binarize_on_request():
 def test_log_partition_floor_never_exceeds_the_exact_value():
     for seed in range(5):
         model = _tiny(scale=2.0, seed=seed)
-        exact = rbm_lib.exact_log_partition(model)
+        exact = partition.exact_log_partition(model)
         b = np.asarray(model.b.numpy(), np.float64)
-        assert rbm_lib.log_partition_lower_bound(model) == pytest.approx(
+        assert partition.log_partition_lower_bound(model) == pytest.approx(
             np.logaddexp(0, b).sum(), rel=1e-12)
         v = _all_states(10).astype(np.float32)
-        floor = rbm_lib.log_partition_lower_bound(model, v)
+        floor = partition.log_partition_lower_bound(model, v)
         assert floor <= exact
         # with every state given, the floor is the largest single term exp(-F(v))
         assert floor == pytest.approx(float(np.max(-model.free_energy(v).numpy())), rel=1e-6)

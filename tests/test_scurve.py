@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from helpers import scurve
+from helpers.data import scurve
+from helpers.evaluation import distances
 
 
 def test_embedding_endpoints_and_centre():
@@ -44,13 +45,13 @@ def test_embedding_rejects_t_outside_the_unit_interval():
 def test_chamfer_is_zero_for_identical_sets_and_symmetric():
     rng = np.random.default_rng(0)
     a, b = rng.random((40, 2)), rng.random((25, 2))
-    assert scurve.chamfer_distance(a, a) == 0.0
-    assert scurve.chamfer_distance(a, b) == pytest.approx(scurve.chamfer_distance(b, a))
+    assert distances.chamfer_distance(a, a) == 0.0
+    assert distances.chamfer_distance(a, b) == pytest.approx(distances.chamfer_distance(b, a))
 
 
 def test_chamfer_hand_computed():
     # a -> b: the nearest of (1, 0) and (0, 2) is 1 away; b -> a: 1 and 2, mean 1.5
-    assert scurve.chamfer_distance([[0, 0]], [[1, 0], [0, 2]]) == pytest.approx(1.25)
+    assert distances.chamfer_distance([[0, 0]], [[1, 0], [0, 2]]) == pytest.approx(1.25)
 
 
 def test_chamfer_matches_brute_force():
@@ -58,11 +59,11 @@ def test_chamfer_matches_brute_force():
     a, b = rng.normal(size=(60, 2)), rng.normal(size=(45, 2))
     d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1))
     expected = 0.5 * (d.min(axis=1).mean() + d.min(axis=0).mean())
-    assert scurve.chamfer_distance(a, b) == pytest.approx(expected, rel=1e-12)
+    assert distances.chamfer_distance(a, b) == pytest.approx(expected, rel=1e-12)
 
 
 def test_chamfer_rejects_mismatched_or_bad_sets():
     with pytest.raises(ValueError, match="same number of columns"):
-        scurve.chamfer_distance(np.zeros((3, 2)), np.zeros((3, 3)))
+        distances.chamfer_distance(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="NaN"):
-        scurve.chamfer_distance([[np.nan, 0.0]], [[0.0, 0.0]])
+        distances.chamfer_distance([[np.nan, 0.0]], [[0.0, 0.0]])

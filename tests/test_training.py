@@ -2,12 +2,14 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import builders, config, models, training
+from helpers import training
+from helpers.infra import config
+from helpers.models import autoencoders, builders
 
 
 def _model(seed=0, sampling_seed=0):
     config.set_seed(seed)  # initial weights
-    vae = models.VAE(builders.mlp_encoder(6, 2, hidden=(8,)),
+    vae = autoencoders.VAE(builders.mlp_encoder(6, 2, hidden=(8,)),
                      builders.mlp_decoder(2, 6, hidden=(8,)), seed=sampling_seed)
     vae.compile(optimizer=keras.optimizers.Adam(1e-2))
     return vae
@@ -50,7 +52,7 @@ def test_key_changes_with_settings_data_fit_and_architecture():
                                       {"epochs": 2})
     assert base != training.cache_key(_model(), {"seed": 0}, X[:10], None, {"epochs": 2})
     assert base != training.cache_key(_model(), {"seed": 0}, X, None, {"epochs": 3})
-    wider = models.VAE(builders.mlp_encoder(6, 2, hidden=(9,)), builders.mlp_decoder(2, 6))
+    wider = autoencoders.VAE(builders.mlp_encoder(6, 2, hidden=(9,)), builders.mlp_decoder(2, 6))
     wider.compile(optimizer=keras.optimizers.Adam(1e-2))
     assert base != training.cache_key(wider, {"seed": 0}, X, None, {"epochs": 2})
 
@@ -88,7 +90,7 @@ def test_bad_name():
 
 
 def test_key_tells_data_streams_and_validation_sets_apart():
-    from helpers.mnist import DynamicBinarization
+    from helpers.data.mnist import DynamicBinarization
 
     x = np.random.default_rng(1).random((40, 6)).astype(np.float32)
     model = _model()

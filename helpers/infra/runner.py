@@ -1,6 +1,6 @@
 """Execute notebooks, export HTML and summarise their recorded headline numbers.
 
-    python -m helpers.runner [--nb 05] [--fast] [--set SEED=1 EPOCHS=5] [--dataset NAME]
+    python -m helpers.infra.runner [--nb 05] [--fast] [--set SEED=1 EPOCHS=5] [--dataset NAME]
 
 Each notebook runs on this interpreter's kernel with its own folder as working directory;
 ``--set`` values replace those of the cell tagged ``parameters`` (papermill injects them
@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.config import REPO_ROOT, build_dir
-from helpers.metrics import metrics_stem, read_record, write_json_atomic
+from helpers.infra.config import REPO_ROOT, build_dir
+from helpers.infra.files import write_json_atomic
+from helpers.infra.metrics import metrics_stem, read_record
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 DEFAULT_DATASET = "mnist"

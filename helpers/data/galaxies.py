@@ -1,5 +1,6 @@
 """Rotation curves of disc galaxies: an exponential (Freeman) disc plus an NFW dark halo,
-and a galaxy population drawn from published scaling relations.
+and a galaxy population drawn from published scaling relations. Used by the rotation-curve
+notebook.
 
 Units: kpc, km/s, solar masses; G = 4.30091e-6 kpc (km/s)^2 / Msun; H0 = 70 km/s/Mpc.
 Halo masses and concentrations are for an overdensity of 200 times the critical density.
@@ -10,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import i0e, i1e, k0e, k1e
 
-from helpers.checks import as_finite_array, check_positive_int, check_seed
+from helpers.infra.checks import (
+    as_finite_array,
+    check_positive_array,
+    check_positive_int,
+    check_seed,
+)
 
 G = 4.30091e-6  # kpc (km/s)^2 / Msun
 H0 = 70.0  # km/s/Mpc
@@ -28,18 +34,11 @@ DUTTON14 = dict(a=0.905, b=-0.101, scatter_dex=0.11)
 HALF_MASS_TO_SCALE = 1.678  # R_50 = 1.678 R_d for an exponential disc
 
 
-def _positive(x, name) -> np.ndarray:
-    arr = as_finite_array(x, name, dtype=np.float64)
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be positive, got a minimum of {arr.min():.4g}")
-    return arr
-
-
 def disc_velocity(radius, mass, scale_length) -> np.ndarray:
     """Circular velocity (km/s) of a razor-thin exponential disc (Freeman 1970):
     v^2 = 2 G M / R_d * y^2 [I0(y) K0(y) - I1(y) K1(y)], y = R / (2 R_d). Broadcasts."""
-    radius = _positive(radius, "radius")
-    mass, scale_length = _positive(mass, "mass"), _positive(scale_length, "scale_length")
+    radius = check_positive_array(radius, "radius")
+    mass, scale_length = check_positive_array(mass, "mass"), check_positive_array(scale_length, "scale_length")
     y = radius / (2.0 * scale_length)
     # exponentially scaled Bessel functions: the e^y and e^-y factors cancel exactly
     bessel = i0e(y) * k0e(y) - i1e(y) * k1e(y)
@@ -48,7 +47,7 @@ def disc_velocity(radius, mass, scale_length) -> np.ndarray:
 
 def virial_radius(halo_mass) -> np.ndarray:
     """R200 (kpc): the radius enclosing 200 times the critical density, 200 rho_c."""
-    halo_mass = _positive(halo_mass, "halo_mass")
+    halo_mass = check_positive_array(halo_mass, "halo_mass")
     return (G * halo_mass / (100.0 * H0_KPC**2)) ** (1.0 / 3.0)
 
 
@@ -64,8 +63,8 @@ def _nfw_mass_shape(x):
 def nfw_velocity(radius, halo_mass, concentration) -> np.ndarray:
     """Circular velocity (km/s) of an NFW halo:
     v^2 = V200^2 (R200 / R) f(c R / R200) / f(c), f(x) = ln(1 + x) - x / (1 + x)."""
-    radius = _positive(radius, "radius")
-    concentration = _positive(concentration, "concentration")
+    radius = check_positive_array(radius, "radius")
+    concentration = check_positive_array(concentration, "concentration")
     r200, v200 = virial_radius(halo_mass), virial_velocity(halo_mass)
     x = concentration * radius / r200
     return np.sqrt(v200**2 * (r200 / radius) * _nfw_mass_shape(x)
@@ -74,8 +73,8 @@ def nfw_velocity(radius, halo_mass, concentration) -> np.ndarray:
 
 def rotation_curves(mstar, mhalo, rd, c, radii=RADII) -> np.ndarray:
     """Curves (n, len(radii)) of v_c = sqrt(v_disc^2 + v_halo^2), one row per galaxy."""
-    radii = _positive(radii, "radii")[None, :]
-    columns = [np.atleast_1d(_positive(v, n))[:, None] for v, n in
+    radii = check_positive_array(radii, "radii")[None, :]
+    columns = [np.atleast_1d(check_positive_array(v, n))[:, None] for v, n in
                ((mstar, "mstar"), (mhalo, "mhalo"), (rd, "rd"), (c, "c"))]
     mstar, mhalo, rd, c = columns
     return np.sqrt(disc_velocity(radii, mstar, rd) ** 2 + nfw_velocity(radii, mhalo, c) ** 2)

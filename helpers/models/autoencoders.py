@@ -1,4 +1,6 @@
-"""Keras 3 model classes: a VAE with Bernoulli or Gaussian likelihood, and a plain autoencoder."""
+"""Autoencoder model classes in Keras 3: a VAE with Bernoulli or Gaussian likelihood, a VAE
+with a full-covariance posterior, and a plain autoencoder. Used by every VAE notebook (the
+Ising notebook's checkerboard VAE subclasses ``VAE``)."""
 
 from __future__ import annotations
 
@@ -9,20 +11,23 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from helpers.checks import (
+from helpers.infra.checks import (
     as_finite_array,
     check_positive,
     check_positive_int,
     check_seed,
     check_unit_interval,
 )
-from helpers.likelihood import (
+from helpers.infra.config import require_tensorflow_backend
+from helpers.models.losses import (
     bernoulli_nll,
     cholesky_factor,
     gaussian_kl,
     gaussian_kl_full,
     gaussian_nll,
 )
+
+require_tensorflow_backend(__name__)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -243,11 +248,16 @@ class VAE(_ReconstructionModel):
         """KL(q(z|x) || N(0, I)) per example, in closed form."""
         return gaussian_kl(z_mean, z_log_var)
 
+    def reconstruction_term(self, z, target, training=False):
+        """-log p(target | z) per example: the decoder's output for ``z`` scored by the
+        likelihood. Models with another kind of decoder override this one method."""
+        return self.reconstruction_loss(target, self.decoder(z, training=training))
+
     def compute_terms(self, x, target, training=False):
-        z_mean, z_spread = self.encoder(x, training=training)
-        output = self.decoder(self.sample_latent(z_mean, z_spread), training=training)
-        reconstruction = self.reconstruction_loss(target, output)
-        kl = self.kl_divergence(z_mean, z_spread)
+        z_mean, z_log_var = self.encoder(x, training=training)
+        reconstruction = self.reconstruction_term(self.sample_latent(z_mean, z_log_var), target,
+                                                  training=training)
+        kl = self.kl_divergence(z_mean, z_log_var)
         return {"loss": reconstruction + self._beta * kl, "reconstruction": reconstruction,
                 "kl": kl}
 

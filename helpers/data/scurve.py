@@ -1,12 +1,13 @@
-"""The S-curve toy problem: a 1-D variable embedded as an S in the unit square, and the
-symmetric Chamfer distance used to score how well a model recovers the curve."""
+"""The S-curve toy problem: a 1-D variable embedded as an S in the unit square, sampled with
+optional noise, and a dense reference curve. Used by the S-curve notebook (scored with
+``evaluation.distances.chamfer_distance``)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from helpers.checks import as_finite_array, check_positive_int
+from helpers.infra.checks import as_finite_array, check_positive_int
 
 
 def embed_s_curve(t) -> np.ndarray:
@@ -40,14 +41,3 @@ def reference_curve(n: int = 2000) -> np.ndarray:
     return embed_s_curve(np.linspace(0.0, 1.0, check_positive_int(n, "n", minimum=2)))
 
 
-def chamfer_distance(a, b) -> float:
-    """Symmetric Chamfer distance: the mean of (mean distance from each point of ``a`` to
-    its nearest point of ``b``) and the same from ``b`` to ``a``, in the points' units."""
-    a = as_finite_array(a, "a", ndim=2, dtype=np.float64)
-    b = as_finite_array(b, "b", ndim=2, dtype=np.float64)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"a and b must have the same number of columns, got {a.shape} "
-                         f"and {b.shape}")
-    a_to_b = cKDTree(b).query(a)[0].mean()
-    b_to_a = cKDTree(a).query(b)[0].mean()
-    return float(0.5 * (a_to_b + b_to_a))

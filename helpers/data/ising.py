@@ -1,6 +1,7 @@
 """2-D ferromagnetic Ising model on an L x L torus (J = k_B = 1): a numba Monte Carlo
 sampler (checkerboard Metropolis and Wolff cluster updates), exact references (Onsager's
 infinite lattice, Kaufman's finite torus), autocorrelation times, and a cached data set.
+Used by the Ising notebook.
 
 Energy convention: E = -sum_i s_i (s_right(i) + s_down(i)), i.e. each nearest-neighbour
 bond once; on a 2 x 2 torus right and left neighbours coincide and that bond counts twice.
@@ -22,8 +23,8 @@ import numba
 import numpy as np
 from scipy.special import ellipk
 
-from helpers.checks import as_finite_array, check_positive_int
-from helpers.config import data_dir
+from helpers.infra.checks import as_finite_array, check_positive_array, check_positive_int
+from helpers.infra.config import data_dir
 
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))  # Onsager's critical temperature, 2.269185...
 DEFAULT_TEMPERATURES = np.round(np.arange(1, 17) * 0.25, 2)  # 0.25, 0.50, ..., 4.00
@@ -39,11 +40,7 @@ def _check_L(L) -> int:
 
 
 def _check_temperatures(temperatures) -> np.ndarray:
-    t = as_finite_array(temperatures, "temperatures", ndim=(0, 1), dtype=np.float64)
-    t = np.atleast_1d(t)
-    if np.any(t <= 0):
-        raise ValueError(f"temperatures must be > 0, got {t[t <= 0][:5]}")
-    return t
+    return np.atleast_1d(check_positive_array(temperatures, "temperatures", ndim=(0, 1)))
 
 
 def _check_algorithm(algorithm) -> str:
@@ -538,7 +535,7 @@ def load_ising(n_per_temperature=10_000, temperatures=None, L=40, seed=0, algori
 
 
 def _write_cache(file: Path, data: IsingData, params: dict, schedule) -> None:
-    from helpers.metrics import replace_atomic
+    from helpers.infra.files import replace_atomic
 
     packed = _pack(data.spins)
     meta = {"params": params, "sha256": hashlib.sha256(packed.tobytes()).hexdigest(),

@@ -1,4 +1,5 @@
-"""Paths, fast mode, seeding and log levels shared by all notebooks."""
+"""Paths, fast mode, boolean environment flags (NOTEBOOK_FAST, RETRAIN, MNIST_OFFLINE),
+seeding, the TensorFlow backend and quiet logs: the set-up every notebook shares."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/infra/config.py -> the repository
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -69,6 +70,19 @@ def _silenced_stderr_fd():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def require_tensorflow_backend(module: str) -> None:
+    """Raise ImportError, naming ``module``, unless Keras runs on TensorFlow: the models
+    train with ``tf.GradientTape`` and ``tf.function``. Set ``KERAS_BACKEND=tensorflow``
+    before the first ``import keras``."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ImportError(f"{module} needs the TensorFlow backend of Keras, but Keras runs on "
+                          f"{backend!r}: set os.environ['KERAS_BACKEND'] = 'tensorflow' before "
+                          "the first import of keras (a new kernel is needed once it is imported)")
 
 
 def quiet_tensorflow() -> None:

@@ -1,6 +1,7 @@
 """Covariance heatmaps: max-normalised densities of zero-mean bivariate normal and t
 distributions on a square grid, the full parameter grid of the covariance-heatmap study,
-its train/test split, and two encoder/decoder backbones for 36 x 36 heatmaps.
+its train/test split, the heavy-tail rule of its t extension and the moments of an image.
+Used by the covariance-heatmap notebook (its backbones are in ``models.backbones``).
 
 Pixel (i, j) of a heatmap is the density at (x, y) = (grid[i], grid[j]): rows follow x,
 columns follow y. So swapping the two variances transposes the image.
@@ -17,7 +18,12 @@ from keras import layers
 from scipy.special import gammaln
 from sklearn.model_selection import train_test_split
 
-from helpers.checks import as_finite_array, check_positive_int, check_seed
+from helpers.infra.checks import (
+    as_finite_array,
+    check_positive_array,
+    check_positive_int,
+    check_seed,
+)
 
 VARIANCES = np.round(np.arange(0.1, 5.0, 0.2), 2)  # 0.1, 0.3, ..., 4.9 (25 values)
 CORRELATIONS = np.round(np.arange(-0.95, 0.9, 0.1), 2)  # -0.95, -0.85, ..., 0.85 (19 values)
@@ -54,19 +60,15 @@ def parameter_grid() -> np.ndarray:
 
 
 def _check_parameters(var_x, var_y, rho, df=None):
-    arrays = [as_finite_array(v, name, ndim=(0, 1), dtype=np.float64)
-              for v, name in ((var_x, "var_x"), (var_y, "var_y"), (rho, "rho"))]
+    arrays = [check_positive_array(var_x, "var_x", ndim=(0, 1)),
+              check_positive_array(var_y, "var_y", ndim=(0, 1)),
+              as_finite_array(rho, "rho", ndim=(0, 1), dtype=np.float64)]
     if df is not None:
-        arrays.append(as_finite_array(df, "df", ndim=(0, 1), dtype=np.float64))
+        arrays.append(check_positive_array(df, "df", ndim=(0, 1)))
     arrays = np.broadcast_arrays(*[np.atleast_1d(a) for a in arrays])
-    for values, name in zip(arrays[:2], ("var_x", "var_y"), strict=True):
-        if np.any(values <= 0):
-            raise ValueError(f"{name} must be > 0, got minimum {values.min():.4g}")
     if np.any(np.abs(arrays[2]) >= 1):
         raise ValueError(f"rho must lie strictly between -1 and 1, got values up to "
                          f"|rho| = {np.abs(arrays[2]).max():.4g}")
-    if df is not None and np.any(arrays[3] <= 0):
-        raise ValueError(f"df must be > 0, got minimum {arrays[3].min():.4g}")
     return arrays
 
 
@@ -178,13 +180,6 @@ def load_t_heatmaps(test_fraction: float = 0.2, seed: int = 19, df_seed: int = 2
 
 
 # ---------------------------------------------------------------- image statistics
-def frobenius_error(x, x_hat) -> np.ndarray:
-    """Per-image Frobenius norm ||x - x_hat||_F for stacks of images of the same shape."""
-    x = as_finite_array(x, "x", dtype=np.float64)
-    x_hat = as_finite_array(x_hat, "x_hat", dtype=np.float64)
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {x.shape} and {x_hat.shape}")
-    return np.sqrt(((x - x_hat) ** 2).reshape(len(x), -1).sum(axis=1))
 
 
 def image_moments(images, grid=None) -> np.ndarray:
@@ -209,78 +204,12 @@ def image_moments(images, grid=None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- backbones
-def _shape_checks(latent_dim, size):
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
-    size = check_positive_int(size, "size", minimum=4)
-    return latent_dim, size
-
-
-def _head(h, latent_dim, variational):
-    if variational:
-        return [layers.Dense(latent_dim, name="z_mean")(h),
-                layers.Dense(latent_dim, name="z_log_var")(h)]
-    return layers.Dense(latent_dim, name="z")(h)
-
-
-def light_backbone(latent_dim: int = 3, variational: bool = True, size: int = 36):
-    """(encoder, decoder) for size x size heatmaps, built for speed: no convolution runs at
-    full resolution. Encoder: three stride-2 3x3 convolutions (16, 32, 64 channels), then
-    Dense 64. Decoder: Dense 256, Dense to a (size/2)^2 x 16 map, a 3x3 convolution with
-    16 channels, one with 4, and a sub-pixel shuffle (Shi et al. 2016) that turns the 4
-    channels of each half-resolution pixel into a 2x2 block of the output; then a sigmoid.
-    ``size`` must be even."""
-    latent_dim, size = _shape_checks(latent_dim, size)
-    if size % 2:
-        raise ValueError(f"size must be even, got {size}")
-    inputs = keras.Input(shape=(size, size, 1))
-    h = inputs
-    for width in (16, 32, 64):
-        h = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(h)
-    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
-    encoder = keras.Model(inputs, _head(h, latent_dim, variational), name="encoder")
-
-    half = size // 2
-    z = keras.Input(shape=(latent_dim,))
-    h = layers.Dense(256, activation="relu")(z)
-    h = layers.Reshape((half, half, 16))(layers.Dense(half * half * 16, activation="relu")(h))
-    h = layers.Conv2D(16, 3, padding="same", activation="relu")(h)
-    h = layers.Conv2D(4, 3, padding="same")(h)
-    # channel 2a + b of half-pixel (i, j) becomes output pixel (2i + a, 2j + b)
-    h = layers.Permute((1, 3, 2, 4))(layers.Reshape((half, half, 2, 2))(h))
-    h = layers.Reshape((size, size, 1))(h)
-    outputs = layers.Activation("sigmoid")(h)
-    return encoder, keras.Model(z, outputs, name="decoder")
-
-
-def source_backbone(latent_dim: int = 3, variational: bool = True, size: int = 36):
-    """(encoder, decoder) with the original study's layout, for timing comparisons:
-    Conv 32 and Conv 64 at full resolution, then Conv 128 and Conv 64, each convolution
-    but the first followed by 2x2 max pooling; Dense 64. The decoder grows 4x4x64 by
-    transposed convolutions with strides 1, 3 and 3 to 36 x 36. Only ``size=36`` fits."""
-    latent_dim, size = _shape_checks(latent_dim, size)
-    if size != 36:
-        raise ValueError(f"size must be 36 for the original layout, got {size}")
-    inputs = keras.Input(shape=(size, size, 1))
-    h = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
-    for width in (64, 128, 64):
-        h = layers.Conv2D(width, 3, padding="same", activation="relu")(h)
-        h = layers.MaxPooling2D(2)(h)
-    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
-    encoder = keras.Model(inputs, _head(h, latent_dim, variational), name="encoder")
-
-    z = keras.Input(shape=(latent_dim,))
-    h = layers.Reshape((4, 4, 64))(layers.Dense(4 * 4 * 64, activation="relu")(z))
-    for width, stride in ((64, 1), (64, 3), (32, 3)):
-        h = layers.Conv2DTranspose(width, 3, strides=stride, padding="same",
-                                   activation="relu")(h)
-    outputs = layers.Conv2DTranspose(1, 3, padding="same", activation="sigmoid")(h)
-    return encoder, keras.Model(z, outputs, name="decoder")
 
 
 __all__ = [
     "CORRELATIONS", "GRID_SIZE", "GRID_START", "GRID_STEP", "HEAVY_DF", "LABELS", "LIGHT_DF",
-    "T_LABELS", "VARIANCES", "HeatmapData", "frobenius_error", "grid_points",
-    "heavy_tail_probability", "heavy_tail_rule", "image_moments", "light_backbone",
+    "T_LABELS", "VARIANCES", "HeatmapData", "grid_points",
+    "heavy_tail_probability", "heavy_tail_rule", "image_moments",
     "load_heatmaps", "load_t_heatmaps", "normal_density", "normal_heatmaps", "parameter_grid",
-    "source_backbone", "t_density", "t_heatmaps",
+    "t_density", "t_heatmaps",
 ]

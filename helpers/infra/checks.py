@@ -1,4 +1,4 @@
-"""Input validation shared by the helpers: clear errors that name the argument."""
+"""Input validation shared by every helper module: clear errors that name the argument."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def as_finite_array(x, name: str, ndim: int | tuple[int, ...] | None = None,
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf values")
+    return arr
+
+
+def check_positive_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """Return ``x`` as a float64 array after checking that it is finite and every value > 0."""
+    arr = as_finite_array(x, name, ndim=ndim, dtype=np.float64)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0, got a minimum of {arr.min():.4g}")
     return arr
 
 

@@ -1,15 +1,15 @@
-"""Judging generated digits with an MNIST classifier: a small CNN trained once and cached,
-the class histogram and confidence of generated digits, and the Frechet distance between
-the classifier's penultimate-layer features of two sets of images."""
+"""Judging generated images with a classifier: a small CNN trained once and cached, the
+class histogram and confidence of generated images, and its penultimate-layer features (the
+Frechet distance in ``evaluation.distances`` compares them). Used by the GAN notebook, on
+MNIST or Fashion-MNIST."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 from keras import layers
-from scipy import linalg
 
-from helpers.checks import as_finite_array, check_unit_interval
+from helpers.infra.checks import as_finite_array, check_unit_interval
 from helpers.training import fit_or_load, update_budget
 
 FEATURE_LAYER = "features"
@@ -81,25 +81,5 @@ def class_fractions(probabilities) -> np.ndarray:
     return np.bincount(probs.argmax(axis=1), minlength=10) / len(probs)
 
 
-def frechet_distance(features_a, features_b) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (n, d):
-    |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)). The trace of the matrix square
-    root is the sum of the square roots of the eigenvalues of S_a S_b, which are real and
-    non-negative for covariance matrices (tiny negative round-off is clipped)."""
-    a = as_finite_array(features_a, "features_a", ndim=2, dtype=np.float64)
-    b = as_finite_array(features_b, "features_b", ndim=2, dtype=np.float64)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError("features_a and features_b must have the same width, got "
-                         f"{a.shape[1]} and {b.shape[1]}")
-    if min(len(a), len(b)) < 2:
-        raise ValueError("each feature set needs at least 2 rows to estimate a covariance")
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    eig = linalg.eigvals(cov_a @ cov_b).real
-    trace_sqrt = np.sqrt(np.clip(eig, 0.0, None)).sum()
-    value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt
-    return float(max(value, 0.0))
-
-
 __all__ = ["FEATURE_LAYER", "build_classifier", "class_fractions", "features",
-           "frechet_distance", "predict_probabilities", "train_classifier"]
+           "predict_probabilities", "train_classifier"]

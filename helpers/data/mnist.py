@@ -1,5 +1,5 @@
 """MNIST and Fashion-MNIST loading (MNIST with an offline fallback), pixel scaling and
-binarisation."""
+binarisation, fixed or redrawn every epoch. Used by the MNIST VAE, RBM and GAN notebooks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from helpers.checks import as_finite_array, check_seed, check_unit_interval
-from helpers.config import env_flag
+from helpers.infra.checks import (
+    as_finite_array,
+    check_positive_int,
+    check_seed,
+    check_unit_interval,
+)
+from helpers.infra.config import env_flag
 
 MNIST_HOST = "storage.googleapis.com"
 KERAS_SOURCE = "keras-mnist"
@@ -221,10 +226,8 @@ class DynamicBinarization(keras.utils.PyDataset):
         super().__init__(**kwargs)
         self.x = as_finite_array(x, "x", ndim=2)
         check_unit_interval(self.x, "x")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size, self.seed = int(batch_size), check_seed(seed, allow_none=False)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.seed = check_seed(seed, allow_none=False)
         self.shuffle = bool(shuffle)
         self.epoch = 0
         self._order = self._draw_order()

@@ -1,22 +1,18 @@
-"""A DCGAN for 28 x 28 digits (the TensorFlow DCGAN tutorial's generator and discriminator)
-as a Keras 3 model with two optimizers, its non-saturating losses, and checkpoints that
-resume training from the latest saved epoch."""
+"""A DCGAN for 28 x 28 images (the TensorFlow DCGAN tutorial's generator and discriminator)
+as a Keras 3 model with two optimizers, and its non-saturating losses. Used by the GAN
+notebook; its checkpoints are in ``training``."""
 
 from __future__ import annotations
-
-import re
-import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers.checks import check_positive_int
-from helpers.metrics import replace_atomic
+from helpers.infra.checks import check_positive_int
+from helpers.infra.config import require_tensorflow_backend
 
-_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+require_tensorflow_backend(__name__)
 
 
 def build_generator(latent_dim: int = 100) -> keras.Model:
@@ -134,96 +130,7 @@ class GAN(keras.Model):
 
 
 # ---------------------------------------------------------------- checkpoints
-def _build_for_saving(gan: GAN) -> None:
-    """Create every variable a checkpoint holds (networks and both optimizers' slots)."""
-    if not gan.generator.built or not gan.discriminator.built:
-        raise ValueError("the generator and discriminator must be built")
-    for optimizer, model in ((gan.d_optimizer, gan.discriminator),
-                             (gan.g_optimizer, gan.generator)):
-        if not optimizer.built:
-            optimizer.build(model.trainable_weights)
 
 
-def save_checkpoint(gan: GAN, directory, epoch: int) -> Path:
-    """Write the networks and both optimizers' states after ``epoch`` (1-based) to
-    ``directory/epoch-NNNN.weights.h5``, atomically; return the path."""
-    epoch = check_positive_int(epoch, "epoch")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _build_for_saving(gan)
-    path = directory / f"epoch-{epoch:04d}.weights.h5"
-    replace_atomic(path, lambda tmp: gan.save_weights(tmp, overwrite=True),
-                   suffix=".tmp.weights.h5")  # Keras wants the suffix
-    return path
-
-
-def checkpoints(directory) -> list[tuple[int, Path]]:
-    """(epoch, path) of every checkpoint in ``directory``, oldest first (by epoch number,
-    so that epoch 10,000 comes after 9,999)."""
-    directory = Path(directory)
-    return sorted((int(m.group(1)), p) for p in directory.glob("epoch-*.weights.h5")
-                  if (m := _CHECKPOINT.match(p.name)))
-
-
-def latest_checkpoint(directory) -> tuple[int, Path] | None:
-    """(epoch, path) of the newest checkpoint in ``directory``, or None if there is none."""
-    found = checkpoints(directory)
-    return found[-1] if found else None
-
-
-def restore_latest(gan: GAN, directory) -> int:
-    """Load the newest checkpoint into ``gan`` (compiled, networks built) and return its
-    epoch; return 0 and leave ``gan`` untouched when ``directory`` holds none. A checkpoint
-    that does not load raises, naming the file."""
-    latest = latest_checkpoint(directory)
-    if latest is None:
-        return 0
-    epoch, path = latest
-    _build_for_saving(gan)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            gan.load_weights(path)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {path} could not be loaded ({exc}); delete it to "
-                         "resume from the one before") from exc
-    skipped = [str(w.message) for w in caught if "load" in str(w.message).lower()]
-    if skipped:  # Keras skips mismatched variables (such as an optimizer's) with a warning
-        raise ValueError(f"checkpoint {path} was only partly loaded ({skipped[0]}); it does not "
-                         "match this model and its optimizers")
-    for w in caught:  # anything else is passed on
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return epoch
-
-
-class CheckpointEvery(keras.callbacks.Callback):
-    """Save a checkpoint every ``every`` epochs and after the last, keeping the newest
-    ``keep``. Epoch numbers continue across ``fit(..., initial_epoch=...)`` calls."""
-
-    def __init__(self, directory, every: int = 5, keep: int = 2):
-        super().__init__()
-        self.directory = Path(directory)
-        self.every = check_positive_int(every, "every")
-        self.keep = check_positive_int(keep, "keep")
-
-    def on_train_begin(self, logs=None):
-        self.last_epoch = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.last_epoch = epoch + 1
-        if self.last_epoch % self.every == 0:
-            self._save(self.last_epoch)
-
-    def on_train_end(self, logs=None):
-        if self.last_epoch is not None and self.last_epoch % self.every:
-            self._save(self.last_epoch)
-
-    def _save(self, epoch):
-        save_checkpoint(self.model, self.directory, epoch)
-        for _, old in checkpoints(self.directory)[:-self.keep]:
-            old.unlink(missing_ok=True)
-
-
-__all__ = ["GAN", "CheckpointEvery", "build_discriminator", "build_generator", "checkpoints",
-           "discriminator_loss", "generator_loss", "latest_checkpoint", "restore_latest",
-           "save_checkpoint"]
+__all__ = ["GAN", "build_discriminator", "build_generator", "discriminator_loss",
+           "generator_loss"]

@@ -1,7 +1,9 @@
 """Builders for MLP and convolutional encoders and decoders (functional ``keras.Model``s).
 
-Encoders built with ``variational=True`` output ``[z_mean, z_log_var]`` for ``models.VAE``;
-with ``variational=False`` they output one code ``z`` for ``models.Autoencoder``.
+Encoders built with ``variational=True`` output ``[z_mean, z_log_var]`` for
+``autoencoders.VAE``; with ``variational=False`` they output one code ``z`` for
+``autoencoders.Autoencoder``. Used by the MNIST VAE, S-curve, rotation-curve, Ising and GAN
+notebooks, and by ``models.backbones``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import keras
 from keras import layers
 
-from helpers.checks import check_finite, check_positive_int
+from helpers.infra.checks import check_finite, check_positive_int
 
 
 def _check_shape(shape, name):
@@ -47,7 +49,7 @@ def _check_dropout(dropout):
 COVARIANCES = ("diagonal", "full")
 
 
-def _latent_head(h, latent_dim, variational, covariance="diagonal"):
+def latent_head(h, latent_dim, variational, covariance="diagonal"):
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
     if not variational:
@@ -73,7 +75,7 @@ def mlp_encoder(input_shape, latent_dim, hidden=(256,), activation="relu", dropo
         h = layers.Dense(width, activation=activation)(h)
         if dropout:
             h = layers.Dropout(dropout)(h)
-    return keras.Model(inputs, _latent_head(h, latent_dim, variational, covariance), name=name)
+    return keras.Model(inputs, latent_head(h, latent_dim, variational, covariance), name=name)
 
 
 def mlp_decoder(latent_dim, output_shape, hidden=(256,), activation="relu", dropout=0.0,
@@ -112,7 +114,7 @@ def conv_encoder(input_shape, latent_dim, filters=(32, 64), kernel_size=3, dense
     h = layers.Flatten()(h)
     if dense:
         h = layers.Dense(check_positive_int(dense, "dense"), activation=activation)(h)
-    return keras.Model(inputs, _latent_head(h, latent_dim, variational), name=name)
+    return keras.Model(inputs, latent_head(h, latent_dim, variational), name=name)
 
 
 def conv_decoder(latent_dim, output_shape, filters=(64, 32), kernel_size=3, dense=128,

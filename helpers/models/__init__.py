@@ -1,0 +1,4 @@
+"""Models and what they are trained on: encoder and decoder builders (``builders``), the
+heatmap backbones (``backbones``), per-example loss terms (``losses``), autoencoders and
+VAEs (``autoencoders``), the Ising checkerboard decoder (``checkerboard``), the restricted
+Boltzmann machine (``rbm``) and the DCGAN (``gan``)."""
