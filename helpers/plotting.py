@@ -12,6 +12,28 @@ from helpers.infra.checks import as_finite_array, check_positive_int
 SPACINGS = ("linear", "inverse_cdf")
 
 
+def mosaic(images, ncols: int | None = None) -> np.ndarray:
+    """Tile images (n, h, w) or (n, h, w, 1) into one (rows * h, ncols * w) array, row by row:
+    image i lands in row i // ncols, column i % ncols; tiles left over in the last row are
+    zero. ``ncols`` defaults to a square layout, for which n must be a perfect square."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"images must have shape (n, h, w) or (n, h, w, 1) with n >= 1, "
+                         f"got {images.shape}")
+    n, h, w = images.shape
+    if ncols is None:
+        ncols = int(np.sqrt(n))
+        if ncols * ncols != n:
+            raise ValueError(f"ncols is needed unless the number of images is a square, got {n}")
+    ncols = check_positive_int(ncols, "ncols")
+    nrows = -(-n // ncols)
+    tiles = np.zeros((nrows * ncols, h, w), dtype=images.dtype)
+    tiles[:n] = images
+    return tiles.reshape(nrows, ncols, h, w).transpose(0, 2, 1, 3).reshape(nrows * h, ncols * w)
+
+
 def image_grid(images, ncols: int = 10, image_shape=None, titles=None, cmap="gray_r",
                vmin=0.0, vmax=1.0, scale: float = 1.0, suptitle=None):
     """Show images (n, h, w) or flat (n, h*w) with ``image_shape`` in a grid; return the figure."""
@@ -83,12 +105,11 @@ def latent_manifold(decode, n: int = 15, spacing: str = "inverse_cdf", image_sha
     z1, z2 = np.meshgrid(coords, coords[::-1])  # first row holds the largest z_2
     z = np.column_stack([z1.ravel(), z2.ravel()]).astype(np.float32)
     h, w = image_shape
-    tiles = np.asarray(decode(z)).reshape(n, n, h, w)
-    mosaic = tiles.transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    picture = mosaic(np.asarray(decode(z)).reshape(n * n, h, w), ncols=n)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 8))
     extent = (coords[0], coords[-1], coords[0], coords[-1])
-    ax.imshow(mosaic, cmap=cmap, extent=extent if spacing == "linear" else None)
+    ax.imshow(picture, cmap=cmap, extent=extent if spacing == "linear" else None)
     if spacing == "linear":
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")

@@ -200,6 +200,55 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     return history
 
 
+# ---------------------------------------------------------------- runs that save as they go
+HISTORY_FILE = "history.json"
+
+
+def run_directory(name: str, settings: dict, retrain: bool = False):
+    """The folder ``data/runs/<name>-<key>/`` of a training that saves as it goes
+    (checkpoints, its history, pictures), the key hashing ``settings`` (seed, data source,
+    optimizer settings: whatever makes a different run) as the weight cache does; fast mode
+    gets a folder of its own. ``retrain=True``, ``RETRAIN=1`` and fast mode (which never
+    reuses a run) empty it first."""
+    if not isinstance(name, str) or not name or os.sep in name:
+        raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
+    text = json.dumps({k: _fingerprint(v) for k, v in settings.items()}, sort_keys=True,
+                      default=repr)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = data_dir("runs", f"{name}-{key}" + ("-fast" if fast_mode() else ""))
+    if retrain_requested(retrain) or fast_mode():
+        for old in folder.iterdir():
+            old.unlink()
+    return folder
+
+
+def read_epoch_history(directory) -> dict:
+    """The history an :class:`EpochHistory` wrote in ``directory`` ({} if none yet)."""
+    path = Path(directory) / HISTORY_FILE
+    return _read_history(path) if path.exists() else {}
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Record each epoch's logs, with its 1-based number under ``epoch``, in
+    ``directory/history.json``, rewritten atomically after every epoch. A training resumed
+    from a checkpoint continues the same history: epochs trained again replace their old
+    entries."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = read_epoch_history(self.directory)
+        keep = [i for i, e in enumerate(history.get("epoch", [])) if e <= epoch]
+        history = {k: [v[i] for i in keep] for k, v in history.items()}
+        for k, v in {"epoch": epoch + 1, **(logs or {})}.items():
+            history.setdefault(k, []).append(int(v) if k == "epoch" else float(v))
+        write_json_atomic(self.directory / HISTORY_FILE, history)
+
+
 # ---------------------------------------------------------------- checkpoints
 _CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
@@ -288,5 +337,6 @@ class CheckpointEvery(keras.callbacks.Callback):
             old.unlink(missing_ok=True)
 
 
-__all__ = ["CheckpointEvery", "cache_key", "checkpoints", "fit_or_load", "latest_checkpoint",
-           "model_signature", "restore_latest", "save_checkpoint", "update_budget"]
+__all__ = ["CheckpointEvery", "EpochHistory", "cache_key", "checkpoints", "fit_or_load",
+           "latest_checkpoint", "model_signature", "read_epoch_history", "restore_latest",
+           "run_directory", "save_checkpoint", "update_budget"]

@@ -77,12 +77,12 @@ def test_full_covariance_vae_trains_and_round_trips(tmp_path):
     vae.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = vae.fit(x, epochs=5, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    z_mean, chol = vae.encode(x[:4])
+    z_mean, chol = vae.posterior(x[:4])
     assert chol.shape == (4, 3, 3) and np.all(np.triu(chol, 1) == 0)
     vae.save(tmp_path / "full.keras")
     loaded = keras.saving.load_model(tmp_path / "full.keras")
     assert type(loaded) is autoencoders.FullCovVAE
-    np.testing.assert_array_equal(loaded.encode(x[:4])[1], chol)
+    np.testing.assert_array_equal(loaded.posterior(x[:4])[1], chol)
 
 
 def test_full_covariance_needs_a_square_second_output():

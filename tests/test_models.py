@@ -110,7 +110,7 @@ def test_weights_file_round_trip(tmp_path):
     model.fit(x, epochs=1, verbose=0)
     model.save_weights(tmp_path / "vae.weights.h5")
     other.load_weights(tmp_path / "vae.weights.h5")
-    np.testing.assert_array_equal(model.encode(x)[0], other.encode(x)[0])
+    np.testing.assert_array_equal(model.encode(x), other.encode(x))
 
 
 def test_same_seed_gives_the_same_training():
@@ -224,3 +224,38 @@ def test_importance_sampling_needs_a_diagonal_vae():
                              builders.mlp_decoder(2, 12))
     with pytest.raises(TypeError, match="FullCovVAE"):
         likelihood.importance_log_likelihood(full, _data(4), n_samples=2)
+
+
+def test_encode_returns_one_array_for_every_model():
+    x = _data(5)
+    vae, ae = _vae(), _ae()
+    np.testing.assert_array_equal(vae.encode(x), vae.posterior(x)[0])
+    assert vae.encode(x).shape == ae.encode(x).shape == (5, 2)
+
+
+def test_posterior_draws_are_the_reparameterisation_with_numpy_noise():
+    vae = _vae()
+    z_mean = np.array([[0.0, 1.0], [2.0, -1.0]], np.float32)
+    z_log_var = np.array([[0.0, np.log(4.0)], [np.log(0.25), 0.0]], np.float32)
+    eps = np.random.default_rng(7).standard_normal((2, 2))
+    expected = z_mean + np.array([[1.0, 2.0], [0.5, 1.0]]) * eps  # sigma = exp(log_var / 2)
+    np.testing.assert_allclose(vae.posterior_draws(z_mean, z_log_var, 7), expected, rtol=1e-6)
+    # a Generator continues its own stream
+    rng = np.random.default_rng(7)
+    first = vae.posterior_draws(z_mean, z_log_var, rng)
+    second = vae.posterior_draws(z_mean, z_log_var, rng)
+    np.testing.assert_allclose(first, expected, rtol=1e-6)
+    assert not np.allclose(first, second)
+    many = vae.posterior_draws(z_mean, z_log_var, 0, n_draws=20_000)
+    assert many.shape == (2, 20_000, 2)
+    np.testing.assert_allclose(many.std(axis=1), [[1.0, 2.0], [0.5, 1.0]], rtol=0.03)
+
+
+def test_full_covariance_draws_have_covariance_l_l_transpose():
+    vae = autoencoders.FullCovVAE(builders.mlp_encoder(12, 2, covariance="full"),
+                                  builders.mlp_decoder(2, 12))
+    z_mean = np.array([[1.0, -1.0]], np.float32)
+    chol = np.array([[[1.0, 0.0], [0.8, 0.6]]], np.float32)  # covariance [[1, .8], [.8, 1]]
+    draws = vae.posterior_draws(z_mean, chol, 3, n_draws=50_000)[0]
+    np.testing.assert_allclose(draws.mean(axis=0), [1.0, -1.0], atol=0.02)
+    np.testing.assert_allclose(np.cov(draws, rowvar=False), [[1.0, 0.8], [0.8, 1.0]], atol=0.02)

@@ -74,3 +74,18 @@ def test_plotly_renderer_embeds_figures():
     assert plotting.use_embedded_plotly() == "plotly_mimetype+notebook"
     bundle = pio.renderers._build_mime_bundle(go.Figure(go.Scatter(y=[1, 2])).to_dict())
     assert "application/vnd.plotly.v1+json" in bundle and "text/html" in bundle
+
+
+def test_mosaic_places_image_i_at_row_i_div_ncols_and_column_i_mod_ncols():
+    images = np.arange(5 * 2 * 3).reshape(5, 2, 3)  # five 2 x 3 images
+    picture = plotting.mosaic(images, ncols=2)
+    assert picture.shape == (3 * 2, 2 * 3)
+    for i in range(5):
+        r, c = divmod(i, 2)
+        np.testing.assert_array_equal(picture[2 * r:2 * r + 2, 3 * c:3 * c + 3], images[i])
+    np.testing.assert_array_equal(picture[4:, 3:], 0)  # the sixth tile is empty
+    square = plotting.mosaic(images[:4, ..., None])  # (n, h, w, 1), square by default
+    np.testing.assert_array_equal(square, np.block([[images[0], images[1]],
+                                                    [images[2], images[3]]]))
+    with pytest.raises(ValueError, match="ncols is needed"):
+        plotting.mosaic(images)

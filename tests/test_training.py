@@ -37,7 +37,7 @@ def test_second_call_loads_instead_of_training(monkeypatch):
     second = _model(seed=1)  # different initial weights, same architecture
     h2 = training.fit_or_load(second, X, name="t", settings={"seed": 0}, epochs=2, verbose=0)
     assert len(calls) == 1 and h1 == h2 and len(h1["loss"]) == 2
-    np.testing.assert_array_equal(first.encode(X)[0], second.encode(X)[0])
+    np.testing.assert_array_equal(first.encode(X), second.encode(X))
     files = sorted(p.name for p in config.data_dir("models").iterdir())
     assert len(files) == 2 and files[0].endswith(".history.json")
 
@@ -136,7 +136,7 @@ def test_corrupt_history_retrains_from_the_initial_state():
                              shuffle=False)
     assert int(fresh.optimizer.iterations.numpy()) == 4  # not 8: no cached state kept
     assert not np.allclose(initial[0], fresh.trainable_variables[0].numpy())
-    np.testing.assert_allclose(fresh.encode(X)[0], reference.encode(X)[0], rtol=1e-5,
+    np.testing.assert_allclose(fresh.encode(X), reference.encode(X), rtol=1e-5,
                                atol=1e-6)
 
 
@@ -195,3 +195,30 @@ def test_a_cut_epoch_runs_exactly_the_budget():
     training.fit_or_load(vae, X, name="t", batch_size=4, verbose=0,
                          **training.update_budget(5, len(X), 4))
     assert int(vae.optimizer.iterations.numpy()) == 5
+
+
+def test_run_directory_is_keyed_by_settings_and_emptied_on_retrain(monkeypatch):
+    first = training.run_directory("dcgan", {"seed": 0, "data": "keras-mnist"})
+    assert first == training.run_directory("dcgan", {"data": "keras-mnist", "seed": 0})
+    assert first != training.run_directory("dcgan", {"seed": 1, "data": "keras-mnist"})
+    (first / "epoch-0001.weights.h5").write_text("x")
+    training.run_directory("dcgan", {"seed": 0, "data": "keras-mnist"})
+    assert (first / "epoch-0001.weights.h5").exists()  # kept: training resumes from it
+    monkeypatch.setenv("RETRAIN", "1")
+    training.run_directory("dcgan", {"seed": 0, "data": "keras-mnist"})
+    assert not list(first.iterdir())
+    monkeypatch.delenv("RETRAIN")
+    monkeypatch.setenv("NOTEBOOK_FAST", "1")
+    assert training.run_directory("dcgan", {"seed": 0, "data": "keras-mnist"}).name.endswith(
+        "-fast")
+
+
+def test_epoch_history_continues_across_a_resume(tmp_path):
+    log = training.EpochHistory(tmp_path)
+    for epoch in range(3):  # epochs 1, 2, 3
+        log.on_epoch_end(epoch, {"loss": 10.0 - epoch})
+    for epoch in (2, 3):  # resumed from the checkpoint after epoch 2: 3 again, then 4
+        log.on_epoch_end(epoch, {"loss": 5.0 - epoch})
+    assert training.read_epoch_history(tmp_path) == {"epoch": [1, 2, 3, 4],
+                                                     "loss": [10.0, 9.0, 3.0, 2.0]}
+    assert training.read_epoch_history(tmp_path / "none") == {}

@@ -319,13 +319,18 @@ def _lattice_energy_mag(s):
     return e, m
 
 
+@numba.njit(cache=True)
+def _chain_buffers(L):
+    """Scratch space of one chain: a row of the lattice and the Wolff cluster stack."""
+    return np.empty(L, dtype=np.int8), np.empty(L * L, dtype=np.int64)
+
+
 @numba.njit(parallel=True, cache=True)
 def _run_series(spins, states, t4, t8, p_add, n_sweeps, n_clusters, n_steps, energy, mag):
     """Advance each chain ``n_steps`` steps, recording energy and magnetization per spin."""
     n_chains, L = spins.shape[0], spins.shape[1]
     for c in numba.prange(n_chains):
-        h = np.empty(L, dtype=np.int8)
-        stack = np.empty(L * L, dtype=np.int64)
+        h, stack = _chain_buffers(L)
         x = states[c]
         for t in range(n_steps):
             x = _step(spins[c], t4, t8, p_add, n_sweeps, n_clusters, x, h, stack)
@@ -340,8 +345,7 @@ def _run_samples(spins, states, t4, t8, p_add, n_sweeps, n_clusters, burn_in, th
     """Burn each chain in, then store a configuration every ``thin`` steps into ``out``."""
     n_chains, n_keep, L = out.shape[0], out.shape[1], spins.shape[1]
     for c in numba.prange(n_chains):
-        h = np.empty(L, dtype=np.int8)
-        stack = np.empty(L * L, dtype=np.int64)
+        h, stack = _chain_buffers(L)
         x = states[c]
         for _ in range(burn_in):
             x = _step(spins[c], t4, t8, p_add, n_sweeps, n_clusters, x, h, stack)

@@ -19,6 +19,7 @@ from helpers.infra.checks import (
     check_unit_interval,
 )
 from helpers.infra.config import require_tensorflow_backend
+from helpers.models.builders import SubmodelsConfig
 from helpers.models.losses import (
     bernoulli_nll,
     cholesky_factor,
@@ -32,8 +33,10 @@ require_tensorflow_backend(__name__)
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-class _ReconstructionModel(keras.Model):
+class _ReconstructionModel(SubmodelsConfig, keras.Model):
     """Shared machinery: likelihood, trackers, train/test steps and input checks."""
+
+    _parts = ("encoder", "decoder")
 
     def __init__(self, encoder, decoder, likelihood="bernoulli", sigma=1.0, learn_sigma=False,
                  **kwargs):
@@ -160,6 +163,12 @@ class _ReconstructionModel(keras.Model):
         x, y = self._checked(x, y, "x")
         return super().evaluate(x, y, **kwargs)
 
+    def encode(self, x, batch_size=256) -> np.ndarray:
+        """The code of each example of ``x``, one array (n, latent_dim): an autoencoder's code,
+        a VAE's posterior mean (``VAE.posterior`` gives the whole posterior)."""
+        outputs = self.encoder.predict(self.check_data(x), batch_size=batch_size, verbose=0)
+        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
     def decode(self, z, batch_size=256):
         """Decoder output (probabilities or means) for latent points ``z``."""
         z = as_finite_array(z, "z", ndim=2)
@@ -177,13 +186,6 @@ class _ReconstructionModel(keras.Model):
             "sigma": self.sigma,
             "learn_sigma": self.learn_sigma,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for part in ("encoder", "decoder"):
-            config[part] = keras.saving.deserialize_keras_object(config[part])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -261,11 +263,30 @@ class VAE(_ReconstructionModel):
         return {"loss": reconstruction + self._beta * kl, "reconstruction": reconstruction,
                 "kl": kl}
 
-    def encode(self, x, batch_size=256):
-        """Posterior means and log-variances of ``x`` as NumPy arrays."""
+    def posterior(self, x, batch_size=256):
+        """The posterior q(z|x) of each example as NumPy arrays: (z_mean, z_log_var)."""
         z_mean, z_log_var = self.encoder.predict(self.check_data(x), batch_size=batch_size,
                                                  verbose=0)
         return z_mean, z_log_var
+
+    @staticmethod
+    def _noise(z_mean, seed, n_draws):
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        shape = z_mean.shape if n_draws is None else (len(z_mean), n_draws, z_mean.shape[1])
+        return rng.standard_normal(shape)
+
+    def posterior_draws(self, z_mean, z_log_var, seed=0, n_draws=None) -> np.ndarray:
+        """Draws from the posteriors, z = z_mean + exp(z_log_var / 2) eps, in NumPy for
+        analysis (``sample_latent`` is the same step inside training): one per example,
+        shape (n, d), or ``n_draws`` each, shape (n, n_draws, d). ``seed`` is an integer or a
+        ``np.random.Generator``, whose stream the draws continue."""
+        z_mean = as_finite_array(z_mean, "z_mean", ndim=2)
+        z_log_var = as_finite_array(z_log_var, "z_log_var", ndim=2)
+        eps = self._noise(z_mean, seed, n_draws)
+        scale = np.exp(0.5 * z_log_var)
+        if n_draws is not None:
+            z_mean, scale = z_mean[:, None, :], scale[:, None, :]
+        return (z_mean + scale * eps).astype(np.float32)
 
     def generate(self, n, seed=0):
         """Decode ``n`` draws from the prior N(0, I)."""
@@ -301,11 +322,21 @@ class FullCovVAE(VAE):
     def kl_divergence(self, z_mean, z_chol_raw):
         return gaussian_kl_full(z_mean, cholesky_factor(z_chol_raw))
 
-    def encode(self, x, batch_size=256):
+    def posterior(self, x, batch_size=256):
         """Posterior means (n, d) and Cholesky factors (n, d, d) as NumPy arrays."""
         z_mean, raw = self.encoder.predict(self.check_data(x), batch_size=batch_size,
                                            verbose=0)
         return z_mean, ops.convert_to_numpy(cholesky_factor(ops.convert_to_tensor(raw)))
+
+    def posterior_draws(self, z_mean, chol, seed=0, n_draws=None) -> np.ndarray:
+        """Draws z = z_mean + L eps from the posteriors (see ``VAE.posterior_draws``), with
+        ``chol`` the Cholesky factors L (n, d, d) that ``posterior`` returns."""
+        z_mean = as_finite_array(z_mean, "z_mean", ndim=2)
+        chol = as_finite_array(chol, "chol", ndim=3)
+        eps = self._noise(z_mean, seed, n_draws)
+        if n_draws is None:
+            return (z_mean + np.einsum("nij,nj->ni", chol, eps)).astype(np.float32)
+        return (z_mean[:, None, :] + np.einsum("nij,nkj->nki", chol, eps)).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -327,6 +358,3 @@ class Autoencoder(_ReconstructionModel):
         reconstruction = self.reconstruction_loss(target, self(x, training=training))
         return {"loss": reconstruction, "reconstruction": reconstruction}
 
-    def encode(self, x, batch_size=256):
-        """Codes of ``x`` as a NumPy array."""
-        return self.encoder.predict(self.check_data(x), batch_size=batch_size, verbose=0)

@@ -46,6 +46,21 @@ def _check_dropout(dropout):
     return float(dropout)
 
 
+class SubmodelsConfig:
+    """Mixin for a model made of sub-models passed to its ``__init__`` (encoder and decoder,
+    generator and discriminator): ``from_config`` rebuilds the parts named in ``_parts`` from
+    their serialised configs, so that the model reloads from a ``.keras`` file."""
+
+    _parts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in cls._parts:
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+
 COVARIANCES = ("diagonal", "full")
 
 

@@ -11,6 +11,7 @@ from keras import layers, ops
 
 from helpers.infra.checks import check_positive_int
 from helpers.infra.config import require_tensorflow_backend
+from helpers.models.builders import SubmodelsConfig
 
 require_tensorflow_backend(__name__)
 
@@ -57,13 +58,15 @@ def generator_loss(fake_logits):
 
 
 @keras.saving.register_keras_serializable(package="helpers")
-class GAN(keras.Model):
+class GAN(SubmodelsConfig, keras.Model):
     """Generator and discriminator trained together, one update of each per batch.
 
     ``compile(d_optimizer, g_optimizer)``; ``fit`` on images scaled to [-1, 1] reports
     ``d_loss``, ``g_loss`` and the discriminator's mean probability of 'real' on real
     (``real_score``) and generated (``fake_score``) images.
     """
+
+    _parts = ("generator", "discriminator")
 
     def __init__(self, generator, discriminator, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -120,13 +123,6 @@ class GAN(keras.Model):
         return {"name": self.name, "seed": self.seed,
                 "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for part in ("generator", "discriminator"):
-            config[part] = keras.saving.deserialize_keras_object(config[part])
-        return cls(**config)
 
 
 # ---------------------------------------------------------------- checkpoints
