@@ -32,7 +32,7 @@ lint: $(STAMP)  ## ruff over code and notebooks
 	$(VENV)/bin/ruff check .
 
 test: $(STAMP) lint  ## ruff, unit tests, and every notebook in fast mode under nbval
-	NOTEBOOK_FAST=1 $(PYTHON) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	NOTEBOOK_FAST=1 NOTEBOOK_STRICT=1 $(PYTHON) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--durations=15
 
 bench: $(STAMP)  ## run the benchmarks in benchmarks/

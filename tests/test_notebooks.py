@@ -124,3 +124,15 @@ def test_main_records_overrides_under_the_data_set_name(tmp_path, monkeypatch):
     assert record["metrics"] == {"seed": 5}
     assert record["overrides"] == {"SEED": 5, "DATASET": "fashion_mnist"}
     assert record["variant"] == "fashion_mnist" and record["wall_seconds"] > 0
+
+
+def test_main_runs_strict_so_a_missed_target_fails(tmp_path, monkeypatch):
+    path = _parameterised(tmp_path, "05_t.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from helpers.infra import targets\ntargets.at_least('accuracy', 0.5, 0.9)"))
+    nbformat.write(nb, path)
+    monkeypatch.setattr(runner, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [path])
+    monkeypatch.setenv("NOTEBOOK_STRICT", "0")  # make run overrides a lenient shell
+    assert runner.main(["--fast"]) == 1

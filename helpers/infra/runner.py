@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                         "notebooks that take it")
     args = parser.parse_args(argv)
     os.environ["NOTEBOOK_FAST"] = "1" if args.fast else "0"
+    os.environ["NOTEBOOK_STRICT"] = "1"  # a missed headline target fails the run
     overrides = parse_overrides(args.overrides)
     notebooks = select_notebooks(args.nb)
     if args.dataset:
