@@ -63,12 +63,20 @@ def image_grid(images, ncols: int = 10, image_shape=None, titles=None, cmap="gra
 
 def latent_scatter(z, labels=None, ax=None, dims=(0, 1), cmap="tab10", s=4, alpha=0.7,
                    label_name="label"):
-    """Scatter two latent coordinates, coloured by ``labels``; return the axes."""
+    """Scatter two latent coordinates, coloured by ``labels``; return the axes. A
+    one-dimensional latent is drawn against the labels (or on one line without them)."""
     z = as_finite_array(z, "z", ndim=2)
-    if max(dims) >= z.shape[1]:
-        raise ValueError(f"dims {dims} out of range for z with {z.shape[1]} columns")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5))
+    if z.shape[1] == 1:
+        y = np.zeros(len(z)) if labels is None else np.asarray(labels, dtype=float)
+        jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(z))  # only spreads the dots
+        points = ax.scatter(z[:, 0], y + jitter, c=labels, cmap=cmap, s=s, alpha=alpha)
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel(label_name if labels is not None else "")
+        return ax
+    if max(dims) >= z.shape[1]:
+        raise ValueError(f"dims {dims} out of range for z with {z.shape[1]} columns")
     points = ax.scatter(z[:, dims[0]], z[:, dims[1]], c=labels, cmap=cmap, s=s, alpha=alpha)
     if labels is not None:
         bar = ax.figure.colorbar(points, ax=ax)
@@ -95,30 +103,48 @@ def latent_grid(n: int, spacing: str = "inverse_cdf", quantiles=(0.05, 0.95),
 
 
 def latent_manifold(decode, n: int = 15, spacing: str = "inverse_cdf", image_shape=(28, 28),
-                    ax=None, cmap="gray_r", **grid_kwargs):
-    """Decode an n x n grid of a 2-D latent space into one mosaic image and show it.
+                    ax=None, cmap="gray_r", latent_dim: int = 2, dims=(0, 1), **grid_kwargs):
+    """Decode an n x n grid of two latent coordinates into one mosaic image and show it.
 
-    ``decode`` maps (m, 2) latent points to (m, h*w) images. Up in the mosaic is up in
-    z_2 and right is right in z_1, so it lines up with a latent scatter. Returns the axes.
+    ``decode`` maps (m, latent_dim) latent points to (m, h*w) images. With more than two
+    latent dimensions the grid is the slice through the prior mean: coordinates ``dims``
+    vary, every other one is 0. With one latent dimension it is a single row along z_1.
+    Up in the mosaic is up in the second coordinate and right is right in the first, so it
+    lines up with a latent scatter. Returns the axes.
     """
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    dims = tuple(dims)[: min(2, latent_dim)]
+    if len(set(dims)) != len(dims) or not all(0 <= d < latent_dim for d in dims):
+        raise ValueError(f"dims must be two different coordinates below latent_dim="
+                         f"{latent_dim}, got {dims}")
     coords = latent_grid(n, spacing, **grid_kwargs)
-    z1, z2 = np.meshgrid(coords, coords[::-1])  # first row holds the largest z_2
-    z = np.column_stack([z1.ravel(), z2.ravel()]).astype(np.float32)
-    h, w = image_shape
-    picture = mosaic(np.asarray(decode(z)).reshape(n * n, h, w), ncols=n)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 8))
-    extent = (coords[0], coords[-1], coords[0], coords[-1])
-    ax.imshow(picture, cmap=cmap, extent=extent if spacing == "linear" else None)
-    if spacing == "linear":
-        ax.set_xlabel("$z_1$")
-        ax.set_ylabel("$z_2$")
+    rows = n if latent_dim > 1 else 1
+    z = np.zeros((rows * n, latent_dim), dtype=np.float32)
+    if latent_dim > 1:
+        z1, z2 = np.meshgrid(coords, coords[::-1])  # first row holds the largest z_2
+        z[:, dims[0]], z[:, dims[1]] = z1.ravel(), z2.ravel()
     else:
-        labels = [f"{round(c, 1) + 0.0:.1f}" for c in coords]  # + 0.0 turns -0.0 into 0.0
-        ax.set_xticks((np.arange(n) + 0.5) * w, labels, fontsize=7)
+        z[:, 0] = coords
+    h, w = image_shape
+    picture = mosaic(np.asarray(decode(z)).reshape(rows * n, h, w), ncols=n)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 8 * rows / n))
+    names = [f"$z_{d + 1}$" for d in dims]
+    if spacing == "linear" and rows > 1:
+        ax.imshow(picture, cmap=cmap, extent=(coords[0], coords[-1], coords[0], coords[-1]))
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        return ax
+    ax.imshow(picture, cmap=cmap)
+    labels = [f"{round(c, 1) + 0.0:.1f}" for c in coords]  # + 0.0 turns -0.0 into 0.0
+    ax.set_xticks((np.arange(n) + 0.5) * w, labels, fontsize=7)
+    quantiles = " (standard-normal quantiles)" if spacing == "inverse_cdf" else ""
+    ax.set_xlabel(names[0] + quantiles)
+    if rows > 1:
         ax.set_yticks((np.arange(n) + 0.5) * h, labels[::-1], fontsize=7)
-        ax.set_xlabel("$z_1$ (standard-normal quantiles)")
-        ax.set_ylabel("$z_2$")
+        ax.set_ylabel(names[1])
+    else:
+        ax.set_yticks([])
     return ax
 
 

@@ -113,6 +113,17 @@ def update_budget(updates: int, n_examples: int, batch_size: int, min_epochs: in
     return {"epochs": -(-updates // steps), "steps_per_epoch": steps}
 
 
+def split_passes(passes: int, at_most: int) -> tuple[int, int]:
+    """Split ``passes`` passes over a small data set into Keras epochs of equal length, each
+    at most ``at_most`` passes: returns ``(passes_per_epoch, epochs)`` whose product is
+    exactly ``passes`` (the largest divisor of ``passes`` not above ``at_most``), so that
+    grouping passes to save Keras's per-epoch overhead never changes the number of updates."""
+    passes = check_positive_int(passes, "passes")
+    at_most = check_positive_int(at_most, "at_most")
+    per_epoch = max(d for d in range(1, min(passes, at_most) + 1) if passes % d == 0)
+    return per_epoch, passes // per_epoch
+
+
 def _first_batch(x):
     if _is_tf_dataset(x):
         batch = next(iter(x.take(1)))
@@ -339,4 +350,4 @@ class CheckpointEvery(keras.callbacks.Callback):
 
 __all__ = ["CheckpointEvery", "EpochHistory", "cache_key", "checkpoints", "fit_or_load",
            "latest_checkpoint", "model_signature", "read_epoch_history", "restore_latest",
-           "run_directory", "save_checkpoint", "update_budget"]
+           "run_directory", "save_checkpoint", "split_passes", "update_budget"]

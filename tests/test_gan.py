@@ -31,6 +31,21 @@ def test_generator_and_discriminator_shapes_and_ranges():
         gan.build_generator(0)
 
 
+def test_widths_set_every_layer_and_bad_widths_are_named():
+    generator = gan.build_generator(8, width=16)
+    channels = [layer.filters for layer in generator.layers if hasattr(layer, "filters")]
+    assert generator.get_layer(index=1).units == 7 * 7 * 16 and channels == [8, 4, 1]
+    discriminator = gan.build_discriminator(width=8)
+    assert [layer.filters for layer in discriminator.layers if hasattr(layer, "filters")] == [8, 16]
+    with pytest.raises(ValueError, match="multiple of 4"):
+        gan.build_generator(8, width=6)
+    for bad in (0, -4, 2.5, "64"):
+        with pytest.raises((ValueError, TypeError), match="width"):
+            gan.build_generator(8, width=bad)
+        with pytest.raises((ValueError, TypeError), match="width"):
+            gan.build_discriminator(width=bad)
+
+
 def test_losses_against_hand_computed_values():
     real = np.array([[2.0], [0.0]], dtype=np.float32)
     fake = np.array([[-1.0], [3.0]], dtype=np.float32)

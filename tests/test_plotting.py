@@ -40,6 +40,42 @@ def test_manifold_puts_large_z2_on_top_and_large_z1_on_the_right():
     assert corners == pytest.approx((-15 + 1.5, 15 + 1.5, -15 - 1.5, 15 - 1.5))
 
 
+def test_manifold_of_a_larger_latent_is_the_slice_through_the_prior_mean():
+    seen = []
+
+    def decode(z):
+        seen.append(z)
+        return np.repeat((10 * z[:, 2] + z[:, 0])[:, None], 4, axis=1)
+
+    ax = plotting.latent_manifold(decode, n=3, spacing="linear", image_shape=(2, 2),
+                                  limits=(-1.0, 1.0), latent_dim=4, dims=(2, 0))
+    z = seen[0]
+    assert z.shape == (9, 4) and not z[:, [1, 3]].any()  # the other coordinates at 0
+    mosaic = ax.get_images()[0].get_array()
+    assert (mosaic[0, 0], mosaic[-1, -1]) == pytest.approx((-10 + 1, 10 - 1))
+    assert ax.get_xlabel() == "$z_3$" and ax.get_ylabel() == "$z_1$"
+    with pytest.raises(ValueError, match="dims"):
+        plotting.latent_manifold(decode, n=3, latent_dim=3, dims=(0, 3))
+
+
+def test_manifold_and_scatter_of_a_one_dimensional_latent():
+    seen = []
+
+    def decode(z):
+        seen.append(z)
+        return np.repeat(z, 4, axis=1)
+
+    ax = plotting.latent_manifold(decode, n=5, spacing="linear", image_shape=(2, 2),
+                                  limits=(-2.0, 2.0), latent_dim=1)
+    np.testing.assert_allclose(seen[0][:, 0], np.linspace(-2, 2, 5))
+    assert ax.get_images()[0].get_array().shape == (2, 10)  # one row of five tiles
+    z = np.linspace(-1, 1, 20)[:, None]
+    ax = plotting.latent_scatter(z, labels=np.arange(20) % 3)
+    offsets = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(offsets[:, 0], z[:, 0])
+    assert np.all(np.abs(offsets[:, 1] - np.arange(20) % 3) <= 0.3)
+
+
 def test_image_grid_layout_and_checks():
     fig = plotting.image_grid(np.zeros((7, 16)), ncols=3, image_shape=(4, 4),
                               titles=list("abcdefg"))

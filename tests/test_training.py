@@ -222,3 +222,20 @@ def test_epoch_history_continues_across_a_resume(tmp_path):
     assert training.read_epoch_history(tmp_path) == {"epoch": [1, 2, 3, 4],
                                                      "loss": [10.0, 9.0, 3.0, 2.0]}
     assert training.read_epoch_history(tmp_path / "none") == {}
+
+
+@pytest.mark.parametrize("passes, at_most, expected", [
+    (50, 20, (10, 5)),  # rounding 50 / 20 to 2 epochs of 20 would run 40 passes, not 50
+    (100, 20, (20, 5)), (7, 20, (7, 1)), (53, 20, (1, 53)), (5, 1, (1, 5)), (30, 4, (3, 10)),
+])
+def test_split_passes_keeps_the_exact_number_of_passes(passes, at_most, expected):
+    per_epoch, epochs = training.split_passes(passes, at_most)
+    assert (per_epoch, epochs) == expected and per_epoch * epochs == passes
+    assert per_epoch <= at_most
+
+
+def test_split_passes_names_bad_arguments():
+    with pytest.raises(ValueError, match="passes"):
+        training.split_passes(0, 20)
+    with pytest.raises((TypeError, ValueError), match="at_most"):
+        training.split_passes(50, 2.5)

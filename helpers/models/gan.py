@@ -16,30 +16,38 @@ from helpers.models.builders import SubmodelsConfig
 require_tensorflow_backend(__name__)
 
 
-def build_generator(latent_dim: int = 100) -> keras.Model:
-    """Noise (latent_dim,) -> Dense 7*7*256 -> BN -> LeakyReLU -> (7, 7, 256) ->
-    ConvT 128 (5x5, stride 1) -> ConvT 64 (stride 2) -> ConvT 1 (stride 2, tanh): (28, 28, 1)
-    in [-1, 1]. Batch normalisation and LeakyReLU after every layer but the last."""
+def build_generator(latent_dim: int = 100, width: int = 256) -> keras.Model:
+    """Noise (latent_dim,) -> Dense 7*7*width -> BN -> LeakyReLU -> (7, 7, width) ->
+    ConvT width/2 (5x5, stride 1) -> ConvT width/4 (stride 2) -> ConvT 1 (stride 2, tanh):
+    (28, 28, 1) in [-1, 1]. Batch normalisation and LeakyReLU after every layer but the last.
+    ``width=256`` is the TensorFlow DCGAN tutorial's generator; the cost of an update grows
+    about as ``width**2``."""
     latent_dim = check_positive_int(latent_dim, "latent_dim")
+    width = check_positive_int(width, "width")
+    if width % 4:
+        raise ValueError(f"build_generator: width must be a multiple of 4, got {width}")
     z = keras.Input(shape=(latent_dim,))
-    h = layers.Dense(7 * 7 * 256, use_bias=False)(z)
+    h = layers.Dense(7 * 7 * width, use_bias=False)(z)
     h = layers.LeakyReLU(0.3)(layers.BatchNormalization()(h))
-    h = layers.Reshape((7, 7, 256))(h)
-    for width, stride in ((128, 1), (64, 2)):
-        h = layers.Conv2DTranspose(width, 5, strides=stride, padding="same", use_bias=False)(h)
+    h = layers.Reshape((7, 7, width))(h)
+    for channels, stride in ((width // 2, 1), (width // 4, 2)):
+        h = layers.Conv2DTranspose(channels, 5, strides=stride, padding="same",
+                                   use_bias=False)(h)
         h = layers.LeakyReLU(0.3)(layers.BatchNormalization()(h))
     outputs = layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
                                      activation="tanh")(h)
     return keras.Model(z, outputs, name="generator")
 
 
-def build_discriminator() -> keras.Model:
-    """(28, 28, 1) in [-1, 1] -> Conv 64 and Conv 128 (5x5, stride 2), each followed by
-    LeakyReLU and Dropout 0.3 -> Dense 1: a logit, positive for 'real'."""
+def build_discriminator(width: int = 64) -> keras.Model:
+    """(28, 28, 1) in [-1, 1] -> Conv width and Conv 2*width (5x5, stride 2), each followed
+    by LeakyReLU and Dropout 0.3 -> Dense 1: a logit, positive for 'real'. ``width=64`` is
+    the TensorFlow DCGAN tutorial's discriminator."""
+    width = check_positive_int(width, "width")
     x = keras.Input(shape=(28, 28, 1))
     h = x
-    for width in (64, 128):
-        h = layers.Conv2D(width, 5, strides=2, padding="same")(h)
+    for channels in (width, 2 * width):
+        h = layers.Conv2D(channels, 5, strides=2, padding="same")(h)
         h = layers.Dropout(0.3)(layers.LeakyReLU(0.3)(h))
     outputs = layers.Dense(1)(layers.Flatten()(h))
     return keras.Model(x, outputs, name="discriminator")
