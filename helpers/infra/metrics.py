@@ -20,7 +20,7 @@ def metrics_stem(notebook: str, variant: str | None = None) -> str:
     """File stem of a notebook's metrics: ``notebook``, or ``notebook-variant`` for a run on
     other data (e.g. ``06_rbm_mnist-fashion_mnist``)."""
     if not isinstance(notebook, str) or not notebook or os.sep in notebook:
-        raise ValueError(f"notebook must be a file stem like '05_mnist_vae', got {notebook!r}")
+        raise ValueError(f"notebook must be a file stem like '01_mnist_vae', got {notebook!r}")
     if variant is None:
         return notebook
     if not isinstance(variant, str) or not variant.isidentifier():
