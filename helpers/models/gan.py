@@ -133,8 +133,5 @@ class GAN(SubmodelsConfig, keras.Model):
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
 __all__ = ["GAN", "build_discriminator", "build_generator", "discriminator_loss",
            "generator_loss"]
