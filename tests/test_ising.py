@@ -233,3 +233,28 @@ def test_a_cache_that_cannot_be_written_keeps_the_generated_data(monkeypatch):
     with pytest.warns(UserWarning, match="Could not write the Ising cache"):
         data = ising.load_ising(4, temperatures=[1.0, 3.0], L=4, seed=0, progress=False)
     assert data.spins.shape == (8, 4, 4)
+
+
+def test_energy_deviations_in_standard_errors_of_the_chain_means():
+    # two chains of two configurations: chain means -1.0 and -0.8, mean -0.9, se 0.1
+    chains = np.array([[[-1.1, -0.9], [-0.7, -0.9]]])
+    z = ising.energy_deviations(chains, [-1.2], L=4)
+    np.testing.assert_allclose(z, [3.0])
+
+
+def test_energy_deviations_accept_a_sample_of_ground_states_at_low_temperature():
+    # at T = 0.5 on a 40 x 40 torus an excited configuration is so rare that 1,000 ground
+    # states (standard error 0) are the expected sample: no deviation, not an infinite one
+    exact = ising.exact_energy(40, [0.5])
+    assert -2 < exact[0] < -2 + 1e-5
+    chains = np.full((1, 100, 10), -2.0)
+    np.testing.assert_array_equal(ising.energy_deviations(chains, exact, L=40), [0.0])
+    # the same sample against a mean that implies many excitations is flagged
+    assert np.isinf(ising.energy_deviations(chains, [-1.99], L=40)[0])
+
+
+def test_energy_deviations_check_their_arguments():
+    with pytest.raises(ValueError, match="chain_energies"):
+        ising.energy_deviations(np.zeros((2, 3)), [-1.0, -1.0], L=4)
+    with pytest.raises(ValueError, match="exact"):
+        ising.energy_deviations(np.zeros((2, 3, 4)), [-1.0], L=4)

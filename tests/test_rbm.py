@@ -193,3 +193,16 @@ def test_pseudo_log_likelihood_checks_its_indices(indices, match):
     v = np.random.default_rng(0).integers(0, 2, (3, 10)).astype(np.float32)
     with pytest.raises(ValueError, match=match):
         _tiny().pseudo_log_likelihood(v, indices=indices)
+
+
+def test_free_energy_of_numpy_input_keeps_the_gradient_of_every_weight():
+    # numpy * variable would be computed by numpy, as a constant: dF/db must still be -v
+    import tensorflow as tf
+
+    model = rbm_lib.RBM(n_visible=6, n_hidden=3, seed=0)
+    v = np.array([[1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 1]], dtype=np.float64)
+    with tf.GradientTape() as tape:
+        mean_f = tf.reduce_mean(model.free_energy(v))
+    grad_b = tape.gradient(mean_f, model.b)
+    assert grad_b is not None
+    np.testing.assert_allclose(grad_b.numpy(), -v.mean(axis=0), rtol=1e-6)

@@ -155,6 +155,29 @@ def exact_energy(L, temperatures) -> np.ndarray:
     return np.array([-_kaufman_terms(L, 1.0 / ti)[1] / L**2 for ti in t])
 
 
+def energy_deviations(chain_energies, exact, L) -> np.ndarray:
+    """|Monte Carlo mean - exact| energy per spin at each temperature, in standard errors of
+    the chain means. ``chain_energies`` (n_temperatures, n_chains, n_per_chain) holds the
+    energy per spin of every stored configuration, ``exact`` the exact means. Where every
+    configuration has the same energy (all ground states at low temperature) the standard
+    error is 0: the deviation is then 0 if the exact mean implies fewer than 3 excited
+    configurations in the sample (one flipped spin costs 8 / L^2 per spin), else infinite."""
+    energies = as_finite_array(chain_energies, "chain_energies", ndim=3, dtype=np.float64)
+    exact = as_finite_array(exact, "exact", ndim=1, dtype=np.float64)
+    if len(exact) != len(energies):
+        raise ValueError(f"exact must hold one value per temperature ({len(energies)}), "
+                         f"got {len(exact)}")
+    L = _check_L(L)
+    chain_means = energies.mean(axis=2)
+    mean = chain_means.mean(axis=1)
+    se = chain_means.std(axis=1, ddof=1) / np.sqrt(chain_means.shape[1])
+    gap = np.abs(mean - exact)
+    n = energies.shape[1] * energies.shape[2]
+    expected_excited = n * gap / (8 / L**2)  # configurations with one flip, implied by exact
+    frozen = np.where(expected_excited < 3, 0.0, np.inf)
+    return np.where(se > 0, gap / np.where(se > 0, se, 1.0), frozen)
+
+
 def enumerate_states(L) -> np.ndarray:
     """All 2**(L*L) configurations of an L x L lattice as int8 +-1 (L <= 4)."""
     L = _check_L(L)

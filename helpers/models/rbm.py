@@ -73,6 +73,7 @@ class RBM(keras.Model):
 
     def free_energy(self, v):
         """F(v) = -b.v - sum_j softplus(c_j + v.W_j), so p(v) = exp(-F(v)) / Z."""
+        v = ops.convert_to_tensor(v, dtype=self.W.dtype)  # NumPy * variable would be constant
         return -ops.sum(v * self.b, axis=-1) - ops.sum(
             ops.softplus(ops.matmul(v, self.W) + self.c), axis=-1)
 
