@@ -159,9 +159,6 @@ def test_each_broken_convention_is_reported(index, cell, expected):
 COURSE_SECTIONS = ("Conclusion", "Exercises", "References", "About the original study")
 LINK = re.compile(r"\]\((https://[^)\s]+)\)")
 DECIMAL = re.compile(r"(?<![\w.$])\d+\.\d+(?![\w.])")
-# notebooks whose course content (goals, maths, exercises, references) is not written yet:
-# their check is expected to fail, and strict, so that it must be removed once they pass
-COURSE_PENDING: set[str] = set()
 
 
 def course_problems(nb) -> list[str]:
@@ -221,9 +218,7 @@ def course_problems(nb) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="course content not written"))
-    if p.stem in COURSE_PENDING else p for p in NOTEBOOKS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_course_material(path):
     assert course_problems(nbformat.read(path, as_version=4)) == []
 
@@ -284,3 +279,15 @@ def test_course_page_lists_every_notebook_in_reading_order():
     assert "{" not in page and len(LINK.findall(page.split("## Bibliography")[1])) >= 10
     readme = (root.parent / "README.md").read_text()
     assert "](notebooks/index.md)" in readme
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter(path):
+    # `papermill --help-notebook` lists the parameters with their comments as help; a comment
+    # holding "=" (such as ">= 0") hides its line from papermill's parser
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", cell, re.M))
+    assert assigned - set(papermill.inspect_notebook(str(path))) == set()
