@@ -10,7 +10,7 @@ FAST    ?=
 P       ?=
 DATASET ?=
 
-.PHONY: help install run test lint bench lab clean
+.PHONY: help install run site test lint bench lab clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,12 +28,20 @@ run: $(STAMP)  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET
 	$(PYTHON) -m helpers.infra.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)')
 
+site: $(STAMP)  ## the course as a static book in build/site/ (from make run's notebooks)
+	$(PYTHON) -m helpers.infra.site
+
 lint: $(STAMP)  ## ruff over code and notebooks
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) lint  ## ruff, unit tests, and every notebook in fast mode under nbval
-	NOTEBOOK_FAST=1 NOTEBOOK_STRICT=1 $(PYTHON) -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--durations=15
+# make test keeps its runs apart from make run's: executed notebooks, metrics and site
+TEST_ENV := GENERATIVE_BUILD_DIR=$(CURDIR)/build/test NOTEBOOK_FAST=1 NOTEBOOK_STRICT=1
+
+test: $(STAMP) lint  ## ruff, unit tests, every notebook in fast mode (nbval), the site in Chromium
+	$(TEST_ENV) $(PYTHON) -m pytest tests notebooks --ignore=tests/site --nbval-lax \
+		--nbval-current-env --durations=15
+	$(TEST_ENV) $(PYTHON) -m helpers.infra.site
+	$(TEST_ENV) $(PYTHON) -m pytest tests/site
 
 bench: $(STAMP)  ## run the benchmarks in benchmarks/
 	@shopt -s nullglob; files=(benchmarks/bench_*.py); \

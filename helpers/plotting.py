@@ -177,3 +177,90 @@ def use_embedded_plotly() -> str:
 
     pio.renderers.default = "plotly_mimetype+notebook"
     return pio.renderers.default
+
+
+def polyline(points, steps: int = 8) -> np.ndarray:
+    """Points ``steps`` apart on the straight segments joining ``points`` (k, d) in order:
+    (steps * (k - 1) + 1, d), starting at the first point and ending at the last."""
+    points = as_finite_array(points, "points", ndim=2, dtype=np.float64)
+    if len(points) < 2:
+        raise ValueError(f"points must hold at least 2 rows, got {len(points)}")
+    steps = check_positive_int(steps, "steps")
+    t = np.linspace(0.0, 1.0, steps, endpoint=False)[:, None]
+    legs = [a + t * (b - a) for a, b in zip(points[:-1], points[1:], strict=True)]
+    return np.concatenate([*legs, points[-1:]])
+
+
+def latent_explorer(path_xy, images, background_xy=None, colour=None, colour_name="",
+                    labels=None, slider_prefix="point ", title="", image_title="decoded",
+                    axis_titles=("z1", "z2"), zmin=0.0, zmax=1.0, colorscale="Greys",
+                    reversescale=False):
+    """A Plotly figure that walks along a path in a latent space without a kernel: a slider
+    moves a marker over the codes on the left and shows, on the right,
+    the image decoded at that point. Everything is precomputed, so it works in JupyterLab
+    and on a static page alike.
+
+    path_xy: (n, 2) where the path's points are drawn on the left; images: (n, h, w), the
+    decoder's output at those points; background_xy: (m, 2) codes drawn under the path,
+    coloured by ``colour`` (m,) named ``colour_name``; labels: (n,) slider labels,
+    shown after ``slider_prefix``. Images are stored to three decimals. The image
+    is drawn with the Plotly ``colorscale`` between ``zmin`` and ``zmax`` ("Greys" puts
+    white at ``zmin`` and black at ``zmax``, like matplotlib's "gray_r")."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    path_xy = as_finite_array(path_xy, "path_xy", ndim=2, dtype=np.float64)
+    # three decimals are plenty for a picture and keep the page small
+    images = np.round(as_finite_array(images, "images", ndim=3, dtype=np.float64), 3)
+    if path_xy.shape[1] != 2:
+        raise ValueError(f"path_xy must have shape (n, 2), got {path_xy.shape}")
+    if len(images) != len(path_xy):
+        raise ValueError(f"images must hold one image per point of path_xy ({len(path_xy)}), "
+                         f"got {len(images)}")
+    n = len(path_xy)
+    labels = [str(k) for k in range(n)] if labels is None else [str(s) for s in labels]
+    if len(labels) != n:
+        raise ValueError(f"labels must hold {n} entries, one per point, got {len(labels)}")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45],
+                        subplot_titles=("latent space", image_title))
+    if background_xy is not None:
+        background_xy = as_finite_array(background_xy, "background_xy", ndim=2,
+                                        dtype=np.float64)
+        if background_xy.shape[1] != 2:
+            raise ValueError(f"background_xy must have shape (m, 2), got {background_xy.shape}")
+        marker = dict(size=4, opacity=0.5)
+        if colour is not None:
+            colour = as_finite_array(colour, "colour", ndim=1, dtype=np.float64)
+            if len(colour) != len(background_xy):
+                raise ValueError(f"colour must hold one value per row of background_xy "
+                                 f"({len(background_xy)}), got {len(colour)}")
+            marker.update(color=colour, colorscale="Viridis", showscale=True,
+                          colorbar=dict(title=colour_name, x=0.5, len=0.8))
+        fig.add_trace(go.Scatter(x=background_xy[:, 0], y=background_xy[:, 1], mode="markers",
+                                   marker=marker, name="codes", hoverinfo="skip"), 1, 1)
+    fig.add_trace(go.Scatter(x=path_xy[:, 0], y=path_xy[:, 1], mode="lines", name="path",
+                             line=dict(color="black", width=1)), 1, 1)
+    fig.add_trace(go.Scatter(x=path_xy[:1, 0], y=path_xy[:1, 1], mode="markers", name="here",
+                             marker=dict(color="red", size=14, symbol="x")), 1, 1)
+    fig.add_trace(go.Heatmap(z=images[0], zmin=zmin, zmax=zmax, colorscale=colorscale,
+                             reversescale=reversescale, showscale=False), 1, 2)
+    # each slider step restyles two traces: the marker moves, the image is replaced (no
+    # animation frames: plotly.js rejects a promise when one animation interrupts another)
+    moving = [len(fig.data) - 2, len(fig.data) - 1]
+    h, w = images.shape[1:]
+    steps = [dict(method="restyle", label=labels[k],
+                  args=[{"x": [path_xy[k:k + 1, 0], np.arange(w)],
+                         "y": [path_xy[k:k + 1, 1], np.arange(h)],
+                         "z": [None, images[k]]}, moving]) for k in range(n)]
+    fig.data[-1].update(x=np.arange(w), y=np.arange(h))
+    fig.update_layout(title=title, height=460, showlegend=False,
+                      sliders=[dict(active=0, pad=dict(t=40), steps=steps,
+                                    # the current label above the slider, none under each step
+                                    currentvalue=dict(prefix=slider_prefix,
+                                                      font=dict(color="#444")),
+                                    font=dict(color="rgba(0,0,0,0)"))])
+    fig.update_xaxes(title_text=axis_titles[0], row=1, col=1)
+    fig.update_yaxes(title_text=axis_titles[1], row=1, col=1)
+    fig.update_xaxes(visible=False, row=1, col=2)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x2", row=1, col=2)
+    return fig

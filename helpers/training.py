@@ -18,6 +18,7 @@ import numpy as np
 from helpers.infra.checks import check_positive_int
 from helpers.infra.config import data_dir, fast_mode, retrain_requested
 from helpers.infra.files import replace_atomic, write_json_atomic
+from helpers.infra.progress import progress
 
 if TYPE_CHECKING:
     from helpers.models.gan import GAN
@@ -184,8 +185,10 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     them; the key hashes the architecture, optimizer, data (arrays, array streams and
     ``tf.data`` pipelines by content), ``settings`` (put the seed and data source here) and
     fit arguments. ``retrain=True`` or ``RETRAIN=1`` in the environment forces training; the
-    cache is off in fast mode. A corrupt cache is retrained from the model's initial state;
-    a cache that cannot be written is reported with a warning. Returns the history as a dict.
+    cache is off in fast mode. A silent training (``verbose=0``) shows one progress bar
+    over its epochs (:class:`EpochProgress`). A corrupt cache is retrained from the model's
+    initial state; a cache that cannot be written is reported with a warning. Returns the
+    history as a dict.
     """
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
@@ -204,6 +207,9 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
         except Exception as exc:  # corrupt or stale cache: train again, from the start
             warnings.warn(f"Cached weights {weights.name} unusable ({exc}); retraining.",
                           stacklevel=2)
+    if fit_kwargs.get("verbose", "auto") == 0:  # silent: a single progress bar instead
+        fit_kwargs = {**fit_kwargs, "callbacks": [*(fit_kwargs.get("callbacks") or []),
+                                                  EpochProgress(name)]}
     history = model.fit(x, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     if cache:
@@ -239,6 +245,29 @@ def read_epoch_history(directory) -> dict:
     """The history an :class:`EpochHistory` wrote in ``directory`` ({} if none yet)."""
     path = Path(directory) / HISTORY_FILE
     return _read_history(path) if path.exists() else {}
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A progress bar over a training's epochs showing the latest losses: live in JupyterLab
+    and a terminal, one final line in an executed notebook. ``fit_or_load`` adds one to a
+    silent (``verbose=0``) training; add it to ``callbacks`` of any other ``fit``."""
+
+    def __init__(self, desc: str = "training"):
+        super().__init__()
+        self.desc = desc
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.bar = progress(desc=self.desc, unit="epoch", total=self.params.get("epochs"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        losses = {k: f"{float(v):.4g}" for k, v in (logs or {}).items() if "loss" in k}
+        self.bar.set_postfix(dict(list(losses.items())[:3]), refresh=False)
+        self.bar.update(epoch + 1 - self.bar.n)  # resumed trainings start past epoch 0
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
 
 
 class EpochHistory(keras.callbacks.Callback):

@@ -88,3 +88,23 @@ def test_data_source_format_accepted(tmp_path, data):
 def test_data_source_format_refused(tmp_path, data):
     with pytest.raises(ValueError, match="data must be words and numbers joined by hyphens"):
         MetricsRecorder("01_a", data=data, directory=tmp_path)
+
+
+def test_stamp_run_adds_what_the_site_banner_shows():
+    from datetime import datetime, timezone
+
+    import keras
+    import tensorflow as tf
+
+    from helpers.infra.metrics import stamp_run
+
+    record = {"notebook": "01_x", "metrics": {"a": 1.0}}
+    stamped = stamp_run(record, 12.345, {"SEED": 1})
+    assert stamped["metrics"] == {"a": 1.0} and "wall_seconds" not in record
+    assert stamped["wall_seconds"] == 12.3 and stamped["overrides"] == {"SEED": 1}
+    assert stamped["tensorflow"] == tf.__version__ and stamped["keras"] == keras.__version__
+    finished = datetime.strptime(stamped["finished"], "%Y-%m-%d %H:%M UTC")
+    age = datetime.now(timezone.utc).replace(tzinfo=None) - finished
+    assert 0 <= age.total_seconds() < 120
+    with pytest.raises(ValueError, match="seconds"):
+        stamp_run(record, float("nan"))

@@ -125,3 +125,58 @@ def test_mosaic_places_image_i_at_row_i_div_ncols_and_column_i_mod_ncols():
                                                     [images[2], images[3]]]))
     with pytest.raises(ValueError, match="ncols is needed"):
         plotting.mosaic(images)
+
+
+def test_polyline_walks_each_segment_in_equal_steps():
+    path = plotting.polyline([[0, 0], [1, 0], [1, 2]], steps=2)
+    np.testing.assert_allclose(path, [[0, 0], [0.5, 0], [1, 0], [1, 1], [1, 2]])
+    assert plotting.polyline(np.eye(3), steps=5).shape == (11, 3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(points=[[0, 0]]), "points must hold at least 2"),
+    (dict(points=[[0, 0], [np.nan, 1]]), "points contains NaN"),
+    (dict(points=[[0, 0], [1, 1]], steps=0), "steps"),
+])
+def test_polyline_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plotting.polyline(**kwargs)
+
+
+def test_latent_explorer_steps_move_the_marker_and_show_each_image():
+    path = plotting.polyline([[0, 0], [2, 0], [2, 1]], steps=3)
+    rng = np.random.default_rng(0)
+    images = rng.random((len(path), 4, 5))
+    codes = rng.normal(size=(30, 2))
+    fig = plotting.latent_explorer(path, images, background_xy=codes, colour=codes[:, 0],
+                                   colour_name="T", labels=[f"p{k}" for k in range(len(path))])
+    steps = fig.layout.sliders[0].steps
+    assert len(steps) == len(path)
+    marker, heatmap = len(fig.data) - 2, len(fig.data) - 1
+    np.testing.assert_allclose(np.array(fig.data[heatmap].z), images[0], atol=5e-4)
+    np.testing.assert_allclose([fig.data[marker].x[0], fig.data[marker].y[0]], path[0])
+    for k, step in enumerate(steps):
+        update, traces = step.args
+        assert step.method == "restyle" and list(traces) == [marker, heatmap]
+        assert step.label == f"p{k}"
+        np.testing.assert_allclose([update["x"][0][0], update["y"][0][0]], path[k])
+        np.testing.assert_allclose(update["z"][1], images[k], atol=5e-4)  # three decimals
+        assert update["z"][0] is None  # the marker has no image
+        # the heatmap keeps its pixel coordinates
+        assert list(update["x"][1]) == list(range(5)) and list(update["y"][1]) == list(range(4))
+    np.testing.assert_allclose(fig.data[0].x, codes[:, 0])  # background codes drawn first
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(path_xy=np.zeros((3, 3)), images=np.zeros((3, 2, 2))), "path_xy must have shape"),
+    (dict(path_xy=np.zeros((3, 2)), images=np.zeros((2, 2, 2))), "images must hold one image"),
+    (dict(path_xy=np.zeros((3, 2)), images=np.zeros((3, 4))), "images must have 3"),
+    (dict(path_xy=np.zeros((3, 2)), images=np.zeros((3, 2, 2)), labels=["a"]), "labels must"),
+    (dict(path_xy=np.zeros((3, 2)), images=np.zeros((3, 2, 2)), background_xy=np.zeros((4, 2)),
+          colour=np.zeros(3)), "colour must hold one value"),
+    (dict(path_xy=np.zeros((3, 2)), images=np.zeros((3, 2, 2)), background_xy=np.zeros(4)),
+     "background_xy must have 2"),
+])
+def test_latent_explorer_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plotting.latent_explorer(**kwargs)

@@ -239,3 +239,19 @@ def test_split_passes_names_bad_arguments():
         training.split_passes(0, 20)
     with pytest.raises((TypeError, ValueError), match="at_most"):
         training.split_passes(50, 2.5)
+
+
+def test_a_silent_training_shows_one_bar_over_its_epochs(capsys):
+    training.fit_or_load(_model(), X, name="bar", epochs=3, verbose=0)
+    out = capsys.readouterr().out
+    final = out.split("\r")[-1]  # what the screen shows last
+    assert final.startswith("bar: 100%") and "3/3" in final and "loss=" in final
+    training.fit_or_load(_model(), X, name="loud", epochs=1, verbose=2)
+    assert "loud:" not in capsys.readouterr().out  # Keras prints its own log instead
+
+
+def test_epoch_progress_counts_epochs_of_a_resumed_training(capsys):
+    _model().fit(X, epochs=4, initial_epoch=2, verbose=0,
+                 callbacks=[training.EpochProgress("resumed")])
+    final = capsys.readouterr().out.split("\r")[-1]
+    assert "4/4" in final and "100%" in final

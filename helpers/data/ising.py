@@ -25,6 +25,7 @@ from scipy.special import ellipk
 
 from helpers.infra.checks import as_finite_array, check_positive_array, check_positive_int
 from helpers.infra.config import data_dir
+from helpers.infra.progress import progress as progress_bar
 
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))  # Onsager's critical temperature, 2.269185...
 DEFAULT_TEMPERATURES = np.round(np.arange(1, 17) * 0.25, 2)  # 0.25, 0.50, ..., 4.00
@@ -477,8 +478,6 @@ def generate_ising(n_per_temperature=10_000, temperatures=None, L=40, seed=0,
     """Generate equilibrium configurations with decorrelation measured per temperature.
     Returns (IsingData, list of Decorrelation); configurations are ordered by temperature,
     then chain, then time."""
-    from tqdm import tqdm
-
     n = check_positive_int(n_per_temperature, "n_per_temperature")
     t = DEFAULT_TEMPERATURES if temperatures is None else _check_temperatures(temperatures)
     L, seed, algorithm = _check_L(L), _check_seed(seed), _check_algorithm(algorithm)
@@ -486,7 +485,8 @@ def generate_ising(n_per_temperature=10_000, temperatures=None, L=40, seed=0,
     per_chain = -(-n // n_chains)
     spins = np.empty((len(t), n, L, L), dtype=np.int8)
     schedule = []
-    for k, temp in enumerate(tqdm(t, desc=f"Ising L={L}", unit="T", disable=not progress)):
+    for k, temp in enumerate(progress_bar(t, desc=f"Ising L={L}", unit="T",
+                                                   disable=not progress)):
         dec = measure_decorrelation(L, temp, algorithm, seed=seed, stream=2 * k + 1)
         chains = IsingChains(L, temp, n_chains, algorithm, seed=seed, stream=2 * k + 2)
         out = chains.samples(per_chain, dec.burn_in, dec.thin)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.infra.checks import check_finite
 from helpers.infra.config import build_dir, fast_mode
 from helpers.infra.files import replace_atomic, write_json_atomic
 
@@ -110,6 +111,24 @@ def read_record(path: str | Path) -> dict:
         warnings.warn(f"metrics file {path} holds no JSON object; ignored", stacklevel=2)
         return {}
     return record
+
+
+def stamp_run(record: dict, seconds: float, overrides: dict | None = None) -> dict:
+    """``record`` with what the course site's banner shows about the run that wrote it: wall
+    time, parameter overrides, when it finished (UTC) and the TensorFlow and Keras versions."""
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    seconds = check_finite(seconds, "seconds")
+    return {**record, "wall_seconds": round(seconds, 1), "overrides": dict(overrides or {}),
+            "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "tensorflow": installed("tensorflow"), "keras": installed("keras")}
 
 
 def read_metrics(directory: str | Path | None = None) -> dict[str, dict]:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from helpers.infra.config import REPO_ROOT, build_dir
 from helpers.infra.files import write_json_atomic
-from helpers.infra.metrics import metrics_stem, read_record
+from helpers.infra.metrics import metrics_stem, read_record, stamp_run
+from helpers.infra.progress import tidy_outputs
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 DEFAULT_DATASET = "mnist"
@@ -97,7 +98,7 @@ def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
         client.execute()
     finally:
         elapsed = time.perf_counter() - start
-        nbformat.write(nb, build_dir("notebooks") / path.name)
+        nbformat.write(tidy_outputs(nb), build_dir("notebooks") / path.name)
         html, _ = HTMLExporter().from_notebook_node(nb)
         (build_dir("html") / f"{path.stem}.html").write_text(html, encoding="utf-8")
     return elapsed
@@ -151,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{path.name}: {type(exc).__name__}: {exc}")
         record = read_record(metrics_dir / f"{stem}.json")
         if record:
-            record["wall_seconds"] = round(seconds, 1)
-            record["overrides"] = overrides
+            record = stamp_run(record, seconds, overrides)
             write_json_atomic(metrics_dir / f"{stem}.json", record)
         results[stem] = {**record, "status": status, "seconds": seconds}
         print(f"    {status} in {seconds:.1f}s", flush=True)

@@ -1,0 +1,231 @@
+"""Build the course site: the executed notebooks as a static book in build/site/.
+
+    python -m helpers.infra.site          (or: make site)
+
+Takes each notebook's executed copy from build/notebooks/ (written by ``make run``); a
+notebook without one is executed first, in fast mode, by the runner. The copies are
+prepared in build/site-src/ (a banner from the run's recorded metrics, solution cells
+collapsed, Plotly figures pointed at one shared plotly.js instead of an inlined copy each)
+and built by Sphinx with myst-nb and the book theme, warnings as errors. MathJax 3 comes
+from its npm package (downloaded once into build/vendor/, checked against a pinned hash),
+plotly.js from the plotly package, so no page loads anything from another host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from helpers.infra.config import REPO_ROOT, build_dir
+from helpers.infra.metrics import read_record
+from helpers.infra.progress import tidy_outputs
+
+SITE_CONFIG = REPO_ROOT / "site"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+FRONT_PAGE = NOTEBOOK_DIR / "index.md"
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_SHA256 = "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09"
+# what the pages use of the MathJax package: the TeX-to-HTML component, the TeX extensions
+# it loads on demand, and its fonts
+MATHJAX_FILES = ("es5/tex-chtml.js", "es5/input/tex/extensions/", "es5/output/chtml/fonts/")
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def course_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The course's notebooks in reading order."""
+    return sorted(directory.glob("[0-9]*.ipynb"))
+
+
+def ensure_executed(notebooks: list[Path], executed_dir: Path) -> list[str]:
+    """Execute, in fast mode, the notebooks that have no executed copy; return their names."""
+    missing = [nb for nb in notebooks if not (executed_dir / nb.name).exists()]
+    if missing:
+        from helpers.infra import runner
+
+        prefixes = [nb.name.split("_")[0] for nb in missing]
+        print(f"No executed copy of {', '.join(nb.stem for nb in missing)}: running them in "
+              "fast mode first", flush=True)
+        if runner.main(["--fast", "--nb", *prefixes]) != 0:
+            raise SystemExit("The site needs every notebook executed; see the failures above")
+    return [nb.name for nb in missing]
+
+
+def format_seconds(seconds: float) -> str:
+    """12.3 -> '12 s', 754 -> '12 min 34 s', 4000 -> '1 h 6 min'."""
+    seconds = round(float(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def banner(record: dict, notebook: str) -> str:
+    """The MyST admonition at the top of a notebook's page: mode, data source, date, wall
+    time and versions of the run that produced it, from its recorded metrics."""
+    needed = ("fast_mode", "data", "finished", "wall_seconds", "tensorflow", "keras")
+    missing = [key for key in needed if key not in record]
+    if missing:
+        raise ValueError(f"the metrics of {notebook} lack {', '.join(missing)}: run it again "
+                         "with `make run NB=..` (or `make site` with no executed copy)")
+    mode = ("fast mode (short training: numbers are not the full results)"
+            if record["fast_mode"] else "full mode")
+    overrides = record.get("overrides") or {}
+    changed = (" Parameters changed: " + ", ".join(f"`{k} = {v!r}`" for k, v in
+                                                   overrides.items()) + ".") if overrides else ""
+    return ("```{admonition} This run\n:class: tip run-banner\n"
+            f"Executed in **{mode}** on data `{record['data']}`, finished "
+            f"{record['finished']} after {format_seconds(record['wall_seconds'])}, with "
+            f"TensorFlow {record['tensorflow']} and Keras {record['keras']}.{changed}\n```")
+
+
+def plotly_html(figure: dict) -> str:
+    """A figure's HTML that draws with the page's shared plotly.js (none inlined, no CDN)."""
+    import plotly.io as pio
+
+    return pio.to_html(figure, include_plotlyjs=False, include_mathjax=False, full_html=False,
+                       config={"responsive": True})
+
+
+def _is_plotly_loader(output) -> bool:
+    # the output that Plotly's notebook renderer adds once to carry plotly.js itself
+    html = output.get("data", {}).get("text/html", "")
+    return PLOTLY_MIME not in output.get("data", {}) and "plotly.js v" in html[:2000]
+
+
+def prepare_notebook(nb, record: dict, name: str):
+    """The executed notebook as the site shows it: banner after the title, solution cells
+    collapsed, Plotly figures re-rendered for the shared plotly.js, progress bars as their
+    final line. Changes ``nb`` in place and returns it."""
+    import nbformat
+
+    tidy_outputs(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if "solution" in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [*cell.metadata["tags"], "hide-cell"]
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") in ("display_data", "execute_result"):
+                if _is_plotly_loader(output):
+                    continue
+                if PLOTLY_MIME in output.data:
+                    output.data = {"text/html": plotly_html(output.data[PLOTLY_MIME])}
+            outputs.append(output)
+        cell.outputs = outputs
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(banner(record, name)))
+    return nb
+
+
+def front_page(notebooks: list[Path]) -> str:
+    """The course front page with the notebooks in the navigation, in reading order."""
+    toctree = "\n".join(nb.stem for nb in notebooks)
+    return (FRONT_PAGE.read_text(encoding="utf-8").rstrip() +
+            f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{toctree}\n```\n")
+
+
+def vendor_mathjax(static: Path, cache: Path) -> None:
+    """Copy what the pages need of MathJax's npm package into ``static``/mathjax."""
+    tarball = cache / f"mathjax-{MATHJAX_VERSION}.tgz"
+    if not tarball.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("The site needs MathJax from the npm registry: install Node.js "
+                             f"and npm, or put mathjax-{MATHJAX_VERSION}.tgz in {cache}")
+        try:
+            subprocess.run([npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent",
+                            "--pack-destination", str(cache)], check=True, timeout=180,
+                           stdout=subprocess.DEVNULL)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise SystemExit(f"Could not download mathjax@{MATHJAX_VERSION} with npm "
+                             f"({exc})") from exc
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    if digest != MATHJAX_SHA256:
+        tarball.unlink()
+        raise SystemExit(f"{tarball.name} has SHA-256 {digest}, expected {MATHJAX_SHA256}; "
+                         "removed it, run again to download it afresh")
+    target = static / "mathjax"
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            path = member.name.removeprefix("package/")
+            if member.isfile() and path.startswith(MATHJAX_FILES):
+                out = target / path.removeprefix("es5/")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(archive.extractfile(member).read())
+
+
+def prepare_sources(executed_dir: Path, source_dir: Path, metrics_dir: Path,
+                    vendor_dir: Path) -> list[Path]:
+    """Fill ``source_dir`` with the Sphinx project; return the notebooks, in reading order."""
+    import nbformat
+    import plotly
+
+    notebooks = course_notebooks()
+    if source_dir.exists():
+        shutil.rmtree(source_dir)
+    shutil.copytree(SITE_CONFIG, source_dir)
+    (source_dir / "index.md").write_text(front_page(notebooks), encoding="utf-8")
+    for path in notebooks:
+        nb = nbformat.read(executed_dir / path.name, as_version=4)
+        record = read_record(metrics_dir / f"{path.stem}.json")
+        nbformat.write(prepare_notebook(nb, record, path.stem), source_dir / path.name)
+    static = source_dir / "_static"
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static)
+    vendor_mathjax(static, vendor_dir)
+    return notebooks
+
+
+def build(out_dir: Path | None = None) -> Path:
+    """Build the site into ``out_dir`` (default build/site); return the path of its index."""
+    from sphinx.cmd.build import build_main
+
+    out_dir = Path(out_dir or build_dir("site"))
+    executed_dir = build_dir("notebooks")
+    ensure_executed(course_notebooks(), executed_dir)
+    source_dir = build_dir("site-src")
+    prepare_sources(executed_dir, source_dir, build_dir("metrics"), build_dir("vendor"))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    status = build_main(["-W", "--keep-going", "-q", "-b", "html", "-d",
+                         str(source_dir / ".doctrees"), str(source_dir), str(out_dir)])
+    if status != 0:
+        raise SystemExit(f"Sphinx failed (status {status}); the warnings above say why")
+    return out_dir / "index.html"
+
+
+def site_report(out_dir: Path) -> dict:
+    """Total size of the site and its largest HTML page, in bytes."""
+    files = [p for p in out_dir.rglob("*") if p.is_file()]
+    pages = sorted((p for p in files if p.suffix == ".html"), key=lambda p: p.stat().st_size)
+    return {"total_bytes": sum(p.stat().st_size for p in files),
+            "largest_page": str(pages[-1].relative_to(out_dir)),
+            "largest_page_bytes": pages[-1].stat().st_size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="output folder (default build/site)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    index = build(args.out)
+    report = site_report(index.parent)
+    print(f"Site: {index} ({report['total_bytes'] / 2**20:.1f} MB; largest page "
+          f"{report['largest_page']}, {report['largest_page_bytes'] / 2**20:.2f} MB) built in "
+          f"{time.perf_counter() - start:.0f} s")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
