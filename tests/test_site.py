@@ -93,3 +93,20 @@ def test_mathjax_comes_from_its_package(tmp_path):
     assert (mathjax / "tex-chtml.js").stat().st_size > 500_000
     assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert (mathjax / "input" / "tex" / "extensions" / "physics.js").exists()
+
+
+def test_only_the_notebooks_without_an_executed_copy_are_run_in_fast_mode(tmp_path,
+                                                                          monkeypatch):
+    from helpers.infra import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "main", lambda argv: calls.append(argv) or 0)
+    (tmp_path / "01_a.ipynb").write_text("{}")
+    notebooks = [tmp_path / "src" / name for name in ("01_a.ipynb", "02_b.ipynb", "03_c.ipynb")]
+    assert site.ensure_executed(notebooks, tmp_path) == ["02_b.ipynb", "03_c.ipynb"]
+    assert calls == [["--fast", "--nb", "02", "03"]]
+    calls.clear()
+    assert site.ensure_executed(notebooks[:1], tmp_path) == [] and calls == []
+    monkeypatch.setattr(runner, "main", lambda argv: 1)
+    with pytest.raises(SystemExit, match="every notebook executed"):
+        site.ensure_executed(notebooks, tmp_path)

@@ -7,7 +7,12 @@ Then, at strides s = base_stride / 2, ..., 1, two stages refine the grid of spac
 spacing s: first the centres of its plaquettes, then the remaining (edge) sites; every site
 belongs to exactly one stage, and each stage is conditionally independent given z and all
 earlier stages. On the finest grid the edge sites' nearest neighbours are all known, which
-is exactly where the Ising model's own conditionals factorise. Each stage is a small periodic
+is exactly where the Ising model's own conditionals factorise. The plaquette centres are not
+so lucky: two centres that share an edge site stay coupled through it, and drawing them
+independently loses that coupling (too little order above the critical temperature). With
+``split_centres`` each centre stage is drawn in two interleaved halves, so that no two
+centres sharing an edge site are drawn together (on a periodic grid with an odd number of
+centres per row, the pairs across the seam are the exception). Each stage is a small periodic
 convolutional network with z added as a per-channel bias. Teacher forcing makes training
 one parallel pass; sampling runs the stages in order.
 """
@@ -22,11 +27,15 @@ from helpers.infra.checks import as_finite_array, check_positive_int
 from helpers.models.autoencoders import VAE
 
 
-def stage_masks(L: int, base_stride: int = 8) -> list[tuple[int, np.ndarray]]:
+def stage_masks(L: int, base_stride: int = 8,
+                split_centres: bool = False) -> list[tuple[int, np.ndarray]]:
     """The decoder's stages, in sampling order, as (stride, boolean L x L mask of the sites
-    it predicts). The masks partition the lattice."""
+    it predicts). The masks partition the lattice. With ``split_centres`` every stage of
+    plaquette centres becomes two, alternating like the squares of a chessboard."""
     L = check_positive_int(L, "L", minimum=2)
     base_stride = check_positive_int(base_stride, "base_stride")
+    if not isinstance(split_centres, (bool, np.bool_)):
+        raise TypeError(f"split_centres must be True or False, got {split_centres!r}")
     if base_stride & (base_stride - 1) or L % base_stride:
         raise ValueError(f"base_stride must be a power of 2 dividing L={L}, got {base_stride}")
     i, j = np.indices((L, L))
@@ -35,7 +44,12 @@ def stage_masks(L: int, base_stride: int = 8) -> list[tuple[int, np.ndarray]]:
     while s >= 1:
         on_grid = (i % s == 0) & (j % s == 0)
         odd_i, odd_j = (i // s) % 2 == 1, (j // s) % 2 == 1
-        stages.append((s, on_grid & odd_i & odd_j))
+        centres = on_grid & odd_i & odd_j
+        if split_centres:
+            half = (i // (2 * s) + j // (2 * s)) % 2 == 0
+            stages += [(s, centres & half), (s, centres & ~half)]
+        else:
+            stages.append((s, centres))
         stages.append((s, on_grid & (odd_i ^ odd_j)))
         s //= 2
     return stages
@@ -89,13 +103,15 @@ class CheckerboardDecoder(keras.Model):
     """p(x | z) for L x L configurations x in {0, 1} (shape (L, L, 1)); see the module text.
     ``nll(z, x)`` is -log p(x | z) per example; ``sample(z, seed)`` draws configurations."""
 
-    def __init__(self, L=40, latent_dim=2, base_stride=8, channels=16, **kwargs):
+    def __init__(self, L=40, latent_dim=2, base_stride=8, channels=16, split_centres=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.L = check_positive_int(L, "L", minimum=2)
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.base_stride = base_stride
         self.channels = check_positive_int(channels, "channels")
-        self.stages = stage_masks(L, base_stride)
+        self.split_centres = split_centres
+        self.stages = stage_masks(L, base_stride, split_centres)
         n0 = L // base_stride
         self.base_hidden = layers.Dense(4 * channels, activation="relu")
         self.base_logits = layers.Dense(n0 * n0)
@@ -164,7 +180,8 @@ class CheckerboardDecoder(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "L": self.L, "latent_dim": self.latent_dim,
-                "base_stride": self.base_stride, "channels": self.channels}
+                "base_stride": self.base_stride, "channels": self.channels,
+                "split_centres": self.split_centres}
 
 
 @keras.saving.register_keras_serializable(package="helpers")
