@@ -100,11 +100,23 @@ def _parameterised(tmp_path, name="03_p.ipynb"):
 
 def test_overrides_replace_the_parameters_cell_values(tmp_path):
     path = _parameterised(tmp_path)
-    runner.execute(path, timeout=60, overrides={"SEED": 3, "DATASET": "fashion_mnist"})
+    runner.execute(path, timeout=60, overrides={"SEED": 3})
     executed = nbformat.read(tmp_path / "build" / "notebooks" / path.name, as_version=4)
-    assert executed.cells[-1].outputs[0].text.strip() == "3 fashion_mnist"
+    assert executed.cells[-1].outputs[0].text.strip() == "3 mnist"
     with pytest.raises(ValueError, match="has no parameter EPOCHS"):
         runner.execute(path, timeout=60, overrides={"EPOCHS": 3})
+
+
+def test_a_run_on_another_data_set_keeps_the_default_executed_copy(tmp_path):
+    # named like its metrics file, so the site's MNIST page never shows a Fashion-MNIST run
+    path = _parameterised(tmp_path)
+    runner.execute(path, timeout=60)
+    runner.execute(path, timeout=60, overrides={"SEED": 3, "DATASET": "fashion_mnist"})
+    build = tmp_path / "build"
+    for stem, printed in (("03_p", "0 mnist"), ("03_p-fashion_mnist", "3 fashion_mnist")):
+        executed = nbformat.read(build / "notebooks" / f"{stem}.ipynb", as_version=4)
+        assert executed.cells[-1].outputs[0].text.strip() == printed
+        assert printed in (build / "html" / f"{stem}.html").read_text()
 
 
 def test_main_records_overrides_under_the_data_set_name(tmp_path, monkeypatch):

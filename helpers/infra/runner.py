@@ -6,8 +6,8 @@ Each notebook runs on this interpreter's kernel with its own folder as working d
 ``--set`` values replace those of the cell tagged ``parameters`` (papermill injects them
 after it), and ``--dataset`` sets ``DATASET`` and records to
 ``build/metrics/<notebook>-<dataset>.json``. The executed copy goes to build/notebooks/,
-HTML to build/html/. Exits non-zero, naming the notebook and the failing cell, when a
-notebook fails.
+HTML to build/html/, under the same name as the metrics. Exits non-zero, naming the
+notebook and the failing cell, when a notebook fails.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def select_notebooks(patterns: list[str] | None, directory: Path = NOTEBOOK_DIR)
 
 def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
     """Run one notebook with ``overrides`` of its parameters, write the executed copy and
-    its HTML; return the wall time."""
+    its HTML, named like the run's metrics (``<notebook>-<dataset>`` for another data set,
+    so that such a run never replaces the default one's copy); return the wall time."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -98,9 +99,10 @@ def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
         client.execute()
     finally:
         elapsed = time.perf_counter() - start
-        nbformat.write(tidy_outputs(nb), build_dir("notebooks") / path.name)
+        stem = result_stem(path, overrides or {})
+        nbformat.write(tidy_outputs(nb), build_dir("notebooks") / f"{stem}.ipynb")
         html, _ = HTMLExporter().from_notebook_node(nb)
-        (build_dir("html") / f"{path.stem}.html").write_text(html, encoding="utf-8")
+        (build_dir("html") / f"{stem}.html").write_text(html, encoding="utf-8")
     return elapsed
 
 
