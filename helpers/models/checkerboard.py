@@ -13,8 +13,8 @@ independently loses that coupling (too little order above the critical temperatu
 ``split_centres`` each centre stage is drawn in two interleaved halves, so that no two
 centres sharing an edge site are drawn together (on a periodic grid with an odd number of
 centres per row, the pairs across the seam are the exception). Each stage is a small periodic
-convolutional network with z added as a per-channel bias. Teacher forcing makes training
-one parallel pass; sampling runs the stages in order.
+convolutional network whose channels z scales and shifts (FiLM). Teacher forcing makes
+training one parallel pass; sampling runs the stages in order.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ def stage_masks(L: int, base_stride: int = 8,
     return stages
 
 
+def fan_out(z, n: int) -> list:
+    """``n`` copies of ``z``, one per layer that reads it. Their gradients are summed by one
+    op in a fixed order; handing ``z`` itself to many layers leaves TensorFlow's graph
+    optimiser free to sum the gradient contributions in the order they arrive, which
+    changes the last bits from one training step to the next (and from run to run)."""
+    return ops.unstack(ops.repeat(ops.expand_dims(z, 1), n, axis=1), n, axis=1)
+
+
 @keras.saving.register_keras_serializable(package="helpers")
 class PeriodicPad2D(layers.Layer):
     """Pad height and width by wrapping around (periodic boundaries)."""
@@ -88,11 +96,14 @@ class _StageNet(layers.Layer):
         self.out = layers.Conv2D(1, 1)
         self.gain = layers.Dense(1)
 
-    def call(self, y, z):
+    def call(self, y, z, z_gain=None):
+        """Logits for ``y`` given ``z``; ``z_gain``, a copy of ``z`` for the gain (see
+        :func:`fan_out`), defaults to ``z``."""
         scale, shift = ops.split(self.film(z)[:, None, None, :], 2, axis=-1)
         h = self.conv1(self.pad(y)) * (1.0 + scale) + shift
         h = self.conv2(self.pad(ops.relu(h)))
-        return self.out(h)[..., 0] * ops.exp(self.gain(z))[:, :, None]
+        gain = self.gain(z if z_gain is None else z_gain)
+        return self.out(h)[..., 0] * ops.exp(gain)[:, :, None]
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
@@ -143,11 +154,14 @@ class CheckerboardDecoder(keras.Model):
         """-log p(x | z) in nats per example, all stages in one teacher-forced pass."""
         x01 = x[..., 0]
         b = self.base_stride
-        total = ops.sum(ops.binary_crossentropy(x01[:, ::b, ::b], self.base(z),
+        zs = fan_out(z, 1 + 2 * len(self.nets))  # the base, then each stage's FiLM and gain
+        total = ops.sum(ops.binary_crossentropy(x01[:, ::b, ::b], self.base(zs[0]),
                                                 from_logits=True), axis=(1, 2))
-        for net, (s, known, target) in zip(self.nets, self._grids, strict=True):
+        for k, (net, (s, known, target)) in enumerate(zip(self.nets, self._grids,
+                                                           strict=True)):
             y = x01[:, ::s, ::s]
-            logits = net(self._stage_inputs(2.0 * y - 1.0, known), z)
+            logits = net(self._stage_inputs(2.0 * y - 1.0, known), zs[1 + 2 * k],
+                         zs[2 + 2 * k])
             bce = ops.binary_crossentropy(y[..., None], logits[..., None], from_logits=True)
             total = total + ops.sum(bce[..., 0] * target, axis=(1, 2))
         return total
