@@ -174,4 +174,7 @@ def test_graph_mode_gradients_are_bitwise_reproducible():
                                        if g is not None)).hexdigest()
 
     compiled = tf.function(gradients)
-    assert len({digest(compiled()) for _ in range(10)}) == 1
+    first = compiled()
+    # the encoder's gradients, reached through z, are the ones that varied
+    assert first[0] is not None and float(tf.reduce_max(tf.abs(first[0]))) > 0
+    assert {digest(compiled()) for _ in range(24)} == {digest(first)}
