@@ -91,3 +91,51 @@ def test_models_refuse_another_keras_backend(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ImportError, match="autoencoders needs the TensorFlow backend.*'jax'"):
         importlib.reload(autoencoders)
+
+
+def test_set_seed_stops_grappler_from_summing_gradients_in_arrival_order():
+    """TensorFlow's memory optimiser may turn a large sum of gradient contributions into a
+    temporary variable that each contribution is added to when it is ready, so the rounding
+    follows thread timing (the Ising notebook's VAE trained to different weights from one
+    seed). Grappler itself, run on the graph of a gradient step whose activation feeds three
+    ops, shows the rewrite: with TensorFlow's default settings it is made, with the settings
+    that set_seed leaves in the eager context it must not be."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import meta_graph
+    from tensorflow.python.grappler import tf_optimizer
+
+    weights = tf.Variable(tf.ones((4096, 4096)))
+
+    @tf.function
+    def gradient_step(x):
+        with tf.GradientTape() as tape:
+            a = tf.matmul(x, weights)  # 64 MB; its gradient sums three of that size
+            loss = tf.reduce_sum(tf.sin(a)) + tf.reduce_sum(tf.cos(a)) + tf.reduce_sum(
+                tf.tanh(a))
+        return tape.gradient(loss, weights)
+
+    graph = gradient_step.get_concrete_function(tf.TensorSpec((4096, 4096))).graph
+    item = meta_graph.create_meta_graph_def(graph=graph)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.extend(t.op.name for t in graph.outputs)
+    item.collection_def["train_op"].CopyFrom(fetch)
+
+    def temporaries(config_proto):
+        optimized = tf_optimizer.OptimizeGraph(config_proto, item)
+        return [node.name for node in optimized.node if node.op == "TemporaryVariable"]
+
+    assert temporaries(config_pb2.ConfigProto()), "the graph no longer triggers the rewrite"
+    config.set_seed(0)
+    assert temporaries(context.context().config) == []
+    # the function-call options that compiled functions run with carry the setting too
+    options = config_pb2.ConfigProto.FromString(
+        context.context().function_call_options.config_proto_serialized)
+    assert temporaries(options) == []
+
+
+@pytest.mark.parametrize("enabled", ["no", 0, None])
+def test_set_memory_optimizer_names_its_argument(enabled):
+    with pytest.raises(TypeError, match="enabled"):
+        config.set_memory_optimizer(enabled)

@@ -98,7 +98,9 @@ def quiet_tensorflow() -> None:
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and Keras; optionally make TensorFlow ops deterministic."""
+    """Seed Python, NumPy and Keras; with ``deterministic``, make TensorFlow's compiled
+    functions give the same bits on every run: deterministic ops, and no memory-optimising
+    graph rewrite (see ``set_memory_optimizer``)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     import keras
@@ -108,3 +110,34 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+        set_memory_optimizer(False)
+
+
+def set_memory_optimizer(enabled: bool) -> None:
+    """Switch the memory optimiser of TensorFlow's graph optimiser (Grappler) off, or back to
+    TensorFlow's default, for every compiled function called afterwards.
+
+    Op determinism does not cover it: to lower peak memory it may replace a sum of gradient
+    contributions (an ``AddN`` of three or more tensors that are alive at the peak) by a
+    temporary variable that each contribution is added to as soon as it is ready. The order of
+    those additions then follows thread timing, and the rounding with it, so the same seed can
+    train a different model. ``tf.config.optimizer.set_experimental_options`` has no switch for
+    this pass, so the setting goes into the base ``ConfigProto`` of TensorFlow's eager context;
+    the empty ``set_experimental_options`` call then drops the cached function-call options,
+    which are rebuilt from that base. On CPU the pass does nothing else.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    base = config_pb2.ConfigProto()
+    if ctx._config is not None:
+        base.CopyFrom(ctx._config)
+    base.graph_options.rewrite_options.memory_optimization = (
+        rewriter_config_pb2.RewriterConfig.DEFAULT_MEM_OPT if enabled
+        else rewriter_config_pb2.RewriterConfig.NO_MEM_OPT)
+    ctx._config = base
+    tf.config.optimizer.set_experimental_options({})
