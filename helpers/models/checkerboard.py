@@ -59,7 +59,9 @@ def fan_out(z, n: int) -> list:
     """``n`` copies of ``z``, one per layer that reads it. Their gradients are summed by one
     op in a fixed order; handing ``z`` itself to many layers leaves TensorFlow's graph
     optimiser free to sum the gradient contributions in the order they arrive, which
-    changes the last bits from one training step to the next (and from run to run)."""
+    changes the last bits from one training step to the next (and from run to run).
+    ``config.set_seed`` also switches that rewrite off, for every model; the copies keep
+    this decoder reproducible without it."""
     return ops.unstack(ops.repeat(ops.expand_dims(z, 1), n, axis=1), n, axis=1)
 
 
