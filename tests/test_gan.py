@@ -144,3 +144,42 @@ def test_fit_checks_the_images_of_every_input_type(scale, match):
         with pytest.raises(tf.errors.InvalidArgumentError, match=match):
             model.fit(data, batch_size=None if not isinstance(data, np.ndarray) else 4,
                       epochs=1, verbose=0)
+
+
+def test_averaged_generator_holds_the_moving_average_and_fresh_batch_statistics():
+    keras.utils.set_random_seed(0)
+    model = gan.GAN(gan.build_generator(8, width=16), gan.build_discriminator(width=8), seed=0)
+    with pytest.raises(ValueError, match="use_ema"):  # no average kept
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                      g_optimizer=keras.optimizers.Adam(1e-2))
+        gan.averaged_generator(model)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                  g_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9))
+    with pytest.raises(ValueError, match="not been trained"):
+        gan.averaged_generator(model)
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32)
+    steps = []  # the generator's weights after each update
+    for _ in range(4):
+        model.train_on_batch(images)
+        steps.append([v.numpy().copy() for v in model.generator.trainable_variables])
+    # by hand: the first update's weights, then average <- 0.9 average + 0.1 weights
+    expected = steps[0]
+    for weights in steps[1:]:
+        expected = [0.9 * a + 0.1 * w for a, w in zip(expected, weights, strict=True)]
+    averaged = gan.averaged_generator(model, noise=512, seed=3)
+    for want, got in zip(expected, averaged.trainable_variables, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    for raw, now in zip(steps[-1], model.generator.trainable_variables, strict=True):
+        np.testing.assert_array_equal(raw, now.numpy())  # the trained generator is untouched
+    # the first batch normalisation's statistics are those of the averaged dense layer's
+    # output over the same 512 noise vectors, computed here with NumPy
+    z = np.random.default_rng(3).standard_normal((512, 8)).astype(np.float32)
+    dense = averaged.get_layer(index=1)
+    h = z @ dense.kernel.numpy()
+    norm = next(layer for layer in averaged.layers
+                if isinstance(layer, keras.layers.BatchNormalization))
+    np.testing.assert_allclose(norm.moving_mean.numpy(), h.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), h.var(axis=0), rtol=1e-4, atol=1e-5)
+    assert norm.momentum == 0.99  # restored after the pass
+    with pytest.raises((ValueError, TypeError), match="noise"):
+        gan.averaged_generator(model, noise=0)

@@ -133,5 +133,38 @@ class GAN(SubmodelsConfig, keras.Model):
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
 
 
-__all__ = ["GAN", "build_discriminator", "build_generator", "discriminator_loss",
-           "generator_loss"]
+def averaged_generator(model: GAN, noise: int = 4096, seed: int = 0) -> keras.Model:
+    """A copy of ``model``'s generator whose trainable weights are the exponential moving
+    average that its generator optimizer keeps (``use_ema=True``: after each update
+    ``average = ema_momentum * average + (1 - ema_momentum) * weights``), with its batch
+    normalisation statistics measured anew on ``noise`` standard-normal vectors (NumPy
+    ``seed``): the training's running statistics belong to the raw weights, not to their
+    average. ``model`` itself is left as it is."""
+    optimizer = getattr(model, "g_optimizer", None)
+    if optimizer is None or not optimizer.use_ema:
+        raise ValueError("averaged_generator: the GAN's g_optimizer must be built with "
+                         "use_ema=True (for example keras.optimizers.Adam(..., use_ema=True))")
+    if not optimizer.built:
+        raise ValueError("averaged_generator: the GAN has not been trained yet, so its "
+                         "g_optimizer holds no average")
+    noise = check_positive_int(noise, "noise")
+    averaged = keras.models.clone_model(model.generator)
+    averaged.set_weights(model.generator.get_weights())
+    optimizer.finalize_variable_values(averaged.trainable_variables)  # weights <- average
+    # one pass in training mode with momentum 0 sets each layer's moving mean and variance
+    # to the statistics of its input over the whole batch of noise
+    norms = [layer for layer in averaged.layers if isinstance(layer, layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    z = np.random.default_rng(seed).standard_normal((noise, model.latent_dim)).astype(np.float32)
+    try:
+        for layer in norms:
+            layer.momentum = 0.0
+        averaged(z, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+    return averaged
+
+
+__all__ = ["GAN", "averaged_generator", "build_discriminator", "build_generator",
+           "discriminator_loss", "generator_loss"]
