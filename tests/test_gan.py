@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import training
+from helpers.infra import config
 from helpers.models import gan
 
 
@@ -183,3 +184,20 @@ def test_averaged_generator_holds_the_moving_average_and_fresh_batch_statistics(
     assert norm.momentum == 0.99  # restored after the pass
     with pytest.raises((ValueError, TypeError), match="noise"):
         gan.averaged_generator(model, noise=0)
+
+
+def test_keeping_the_average_leaves_the_training_bit_for_bit_the_same():
+    # the notebook's last generator is the one trained without the average
+    def trained(use_ema):
+        config.set_seed(0)
+        model = gan.GAN(gan.build_generator(8, width=16), gan.build_discriminator(width=8),
+                        seed=0)
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                      g_optimizer=keras.optimizers.Adam(1e-3, use_ema=use_ema,
+                                                        ema_momentum=0.9))
+        images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
+        model.fit(images, batch_size=16, epochs=3, shuffle=True, verbose=0)
+        return model.generator.get_weights() + model.discriminator.get_weights()
+
+    for plain, averaged in zip(trained(False), trained(True), strict=True):
+        np.testing.assert_array_equal(plain, averaged)
