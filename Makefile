@@ -9,6 +9,7 @@ NB      ?=
 FAST    ?=
 P       ?=
 DATASET ?=
+TIMEOUT ?=
 
 .PHONY: help install run site test lint bench lab clean
 
@@ -24,9 +25,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install requirements and helpers
 
-run: $(STAMP)  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist)
+run: $(STAMP)  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist, TIMEOUT=7200)
 	$(PYTHON) -m helpers.infra.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
-		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)')
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)') $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 site: $(STAMP)  ## the course as a static book in build/site/ (from make run's notebooks)
 	$(PYTHON) -m helpers.infra.site

@@ -148,3 +148,30 @@ def test_main_runs_strict_so_a_missed_target_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [path])
     monkeypatch.setenv("NOTEBOOK_STRICT", "0")  # make run overrides a lenient shell
     assert runner.main(["--fast"]) == 1
+
+
+def test_main_shows_where_a_failure_outside_the_notebook_came_from(tmp_path, monkeypatch,
+                                                                     capsys):
+    # such an error (here an assert with no message, in the kernel's client) names no cell
+    path = _notebook(tmp_path, "06_k.ipynb", "x = 1")
+
+    def lost_kernel(*args, **kwargs):
+        assert False  # noqa: B011 (an AssertionError with an empty message)
+
+    monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [path])
+    monkeypatch.setattr(runner, "execute", lost_kernel)
+    assert runner.main(["--fast"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "lost_kernel" in err and "FAILED 06_k.ipynb" in err
+
+
+def test_make_run_passes_a_cell_timeout_only_when_asked():
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    stamp = ["-o", ".venv/.installed"]  # print the commands without installing anything
+    given = subprocess.run(["make", "-n", *stamp, "run", "NB=05", "TIMEOUT=7200"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout
+    default = subprocess.run(["make", "-n", *stamp, "run", "NB=05"], cwd=root,
+                             capture_output=True, text=True, check=True).stdout
+    assert "--timeout 7200" in given and "--timeout" not in default

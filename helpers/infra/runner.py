@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from helpers.infra.config import REPO_ROOT, build_dir
@@ -150,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seconds, status = execute(path, args.timeout, overrides), "ok"
         except Exception as exc:  # report and go on with the next notebook
+            from nbclient.exceptions import CellExecutionError
+
             seconds, status = time.perf_counter() - start, "FAILED"
             failures.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            if not isinstance(exc, CellExecutionError):  # not the notebook's code: say where
+                traceback.print_exc()
         record = read_record(metrics_dir / f"{stem}.json")
         if record:
             record = stamp_run(record, seconds, overrides)
