@@ -184,6 +184,10 @@ def test_averaged_generator_holds_the_moving_average_and_fresh_batch_statistics(
     assert norm.momentum == 0.99  # restored after the pass
     with pytest.raises((ValueError, TypeError), match="noise"):
         gan.averaged_generator(model, noise=0)
+    with pytest.raises((ValueError, TypeError), match="seed"):
+        gan.averaged_generator(model, seed=-1)
+    with pytest.raises(ValueError, match="model"):
+        gan.averaged_generator(model.generator)
 
 
 def test_keeping_the_average_leaves_the_training_bit_for_bit_the_same():

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers.infra.checks import check_positive_int
+from helpers.infra.checks import check_positive_int, check_seed
 from helpers.infra.config import require_tensorflow_backend
 from helpers.models.builders import SubmodelsConfig
 
@@ -142,12 +142,13 @@ def averaged_generator(model: GAN, noise: int = 4096, seed: int = 0) -> keras.Mo
     average. ``model`` itself is left as it is."""
     optimizer = getattr(model, "g_optimizer", None)
     if optimizer is None or not optimizer.use_ema:
-        raise ValueError("averaged_generator: the GAN's g_optimizer must be built with "
-                         "use_ema=True (for example keras.optimizers.Adam(..., use_ema=True))")
+        raise ValueError("averaged_generator: model must be a GAN compiled with a g_optimizer "
+                         "built with use_ema=True (e.g. keras.optimizers.Adam(..., use_ema=True))")
     if not optimizer.built:
         raise ValueError("averaged_generator: the GAN has not been trained yet, so its "
                          "g_optimizer holds no average")
     noise = check_positive_int(noise, "noise")
+    seed = check_seed(seed, allow_none=False)
     averaged = keras.models.clone_model(model.generator)
     averaged.set_weights(model.generator.get_weights())
     optimizer.finalize_variable_values(averaged.trainable_variables)  # weights <- average
