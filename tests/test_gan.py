@@ -150,9 +150,9 @@ def test_fit_checks_the_images_of_every_input_type(scale, match):
 def test_averaged_generator_holds_the_moving_average_and_fresh_batch_statistics():
     keras.utils.set_random_seed(0)
     model = gan.GAN(gan.build_generator(8, width=16), gan.build_discriminator(width=8), seed=0)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                  g_optimizer=keras.optimizers.Adam(1e-2))
     with pytest.raises(ValueError, match="use_ema"):  # no average kept
-        model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
-                      g_optimizer=keras.optimizers.Adam(1e-2))
         gan.averaged_generator(model)
     model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
                   g_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9))
