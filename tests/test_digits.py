@@ -49,6 +49,49 @@ def test_frechet_distance_bad_input():
         distances.frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
 
 
+def test_precision_recall_by_hand_in_one_dimension():
+    # real 0, 1, 2, 10 with k = 1: radii 1, 1, 1, 8. Generated 0.5, 5, 20 (radii 4.5, 4.5, 15):
+    # 0.5 lies in the ball of 0, 5 in the ball of 10, 20 in none -> precision 2/3;
+    # 0, 1, 2 lie in the ball of 0.5, 10 only in the ball of 20 -> recall 1
+    real, generated = np.array([[0.0], [1.0], [2.0], [10.0]]), np.array([[0.5], [5.0], [20.0]])
+    precision, recall = distances.precision_recall(real, generated, k=1)
+    assert precision == pytest.approx(2 / 3)
+    assert recall == 1.0
+    # k = 2: real radii 2, 1, 2, 9; generated radii 19.5, 15, 19.5 -> 20 is still outside
+    # (10 away from 10 > 9), so precision stays 2/3; recall stays 1
+    assert distances.precision_recall(real, generated, k=2) == (pytest.approx(2 / 3), 1.0)
+
+
+def test_precision_recall_match_brute_force_and_see_collapse():
+    rng = np.random.default_rng(3)
+    real, generated = rng.standard_normal((300, 5)), 0.5 * rng.standard_normal((200, 5)) + 0.3
+
+    def brute(queries, reference, k):
+        within = np.linalg.norm(reference[:, None] - reference[None], axis=-1)
+        radii = np.sort(within, axis=1)[:, k]  # column 0 is the point itself
+        gaps = np.linalg.norm(queries[:, None] - reference[None], axis=-1)
+        return np.mean([(row <= radii).any() for row in gaps])
+
+    for k in (1, 3, 5):
+        precision, recall = distances.precision_recall(real, generated, k=k)
+        assert precision == pytest.approx(brute(generated, real, k))
+        assert recall == pytest.approx(brute(real, generated, k))
+    # a generator that draws the centre only: realistic but covering little of the data
+    precision, recall = distances.precision_recall(real, 0.05 * generated)
+    assert precision == 1.0 and recall < 0.1
+
+
+def test_precision_recall_bad_input():
+    with pytest.raises(ValueError, match="same width"):
+        distances.precision_recall(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="generated_features needs more than k = 3"):
+        distances.precision_recall(np.zeros((5, 3)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="k"):
+        distances.precision_recall(np.zeros((5, 3)), np.zeros((5, 3)), k=0)
+    with pytest.raises(ValueError, match="real_features"):
+        distances.precision_recall(np.full((5, 3), np.nan), np.zeros((5, 3)))
+
+
 def test_class_fractions():
     probs = np.eye(10)[[0, 0, 3, 9]]
     expected = np.zeros(10)

@@ -1,15 +1,18 @@
 """Distances that score what a model produced against a reference: the Frobenius error of
 reconstructed images (covariance heatmaps), the Chamfer distance between point sets
-(S-curve) and the Frechet distance between Gaussians fitted to two feature sets (GAN
-samples in the judge classifier's features)."""
+(S-curve), and, for GAN samples in the judge classifier's features, the Frechet distance
+between Gaussians fitted to two feature sets and the k-nearest-neighbour precision and
+recall that tell the quality of samples from their coverage."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
 from scipy.spatial import cKDTree
+from sklearn.metrics import pairwise_distances_chunked
+from sklearn.neighbors import NearestNeighbors
 
-from helpers.infra.checks import as_finite_array
+from helpers.infra.checks import as_finite_array, check_positive_int
 
 
 def frobenius_error(x, x_hat) -> np.ndarray:
@@ -52,3 +55,30 @@ def frechet_distance(features_a, features_b) -> float:
     trace_sqrt = np.sqrt(np.clip(eig, 0.0, None)).sum()
     value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt
     return float(max(value, 0.0))
+
+
+def precision_recall(real_features, generated_features, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of two feature sets (n, d).
+    Each set stands for a manifold: the union of balls around its points, each ball reaching
+    the point's ``k``-th nearest other point of the same set. Precision is the fraction of
+    generated points inside the real manifold (are the samples realistic?), recall the
+    fraction of real points inside the generated one (does the model cover the data?)."""
+    real = as_finite_array(real_features, "real_features", ndim=2, dtype=np.float64)
+    generated = as_finite_array(generated_features, "generated_features", ndim=2,
+                                dtype=np.float64)
+    k = check_positive_int(k, "k")
+    if real.shape[1] != generated.shape[1]:
+        raise ValueError("real_features and generated_features must have the same width, got "
+                         f"{real.shape[1]} and {generated.shape[1]}")
+    for name, rows in (("real_features", real), ("generated_features", generated)):
+        if len(rows) <= k:
+            raise ValueError(f"{name} needs more than k = {k} rows, got {len(rows)}")
+    return _fraction_inside(generated, real, k), _fraction_inside(real, generated, k)
+
+
+def _fraction_inside(queries: np.ndarray, reference: np.ndarray, k: int) -> float:
+    # radius of each reference point: the distance to its k-th nearest other point
+    radii = NearestNeighbors(n_neighbors=k).fit(reference).kneighbors()[0][:, -1]
+    inside = pairwise_distances_chunked(
+        queries, reference, reduce_func=lambda block, start: (block <= radii).any(axis=1))
+    return float(np.concatenate(list(inside)).mean())
