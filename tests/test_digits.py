@@ -86,8 +86,10 @@ def test_precision_recall_bad_input():
         distances.precision_recall(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(ValueError, match="generated_features needs more than k = 3"):
         distances.precision_recall(np.zeros((5, 3)), np.zeros((3, 3)))
-    with pytest.raises(ValueError, match="k"):
+    with pytest.raises(ValueError, match="k must be >= 1"):
         distances.precision_recall(np.zeros((5, 3)), np.zeros((5, 3)), k=0)
+    with pytest.raises(ValueError, match="k must be an integer"):
+        distances.precision_recall(np.zeros((5, 3)), np.zeros((5, 3)), k=2.5)
     with pytest.raises(ValueError, match="real_features"):
         distances.precision_recall(np.full((5, 3), np.nan), np.zeros((5, 3)))
 
