@@ -5,9 +5,12 @@ training resume from its latest epoch."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,36 +69,155 @@ def _dataset_fingerprint(dataset) -> dict:
             "sha256": digest.hexdigest()[:16]}
 
 
-def _fingerprint(obj):
+def _py_dataset_fingerprint(dataset, name: str) -> dict:
+    """A ``keras.utils.PyDataset`` by its class and the hash of its batches, in order."""
+    try:
+        n_batches = len(dataset)
+    except TypeError:
+        n_batches = None
+    if not isinstance(n_batches, int):
+        raise ValueError(f"{name} is a PyDataset of unknown length ({type(dataset).__name__}); "
+                         "the weight cache needs a finite one to fingerprint its content")
+    digest = hashlib.sha256()
+    for index in range(n_batches):
+        for item in _flatten(dataset[index]):
+            array = np.ascontiguousarray(np.asarray(item))
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return {"type": type(dataset).__name__, "batches": n_batches,
+            "sha256": digest.hexdigest()[:16]}
+
+
+def _flatten(item) -> list:
+    if isinstance(item, (tuple, list)):
+        return [leaf for sub in item for leaf in _flatten(sub)]
+    if isinstance(item, dict):
+        return [leaf for key in sorted(item) for leaf in _flatten(item[key])]
+    return [item]
+
+
+def _fingerprint(obj, name: str = "value"):
     """JSON-able identity of training inputs: arrays by content hash, ``tf.data`` pipelines
-    by the content of one pass, data streams that hold an array ``x`` (such as
-    ``mnist.DynamicBinarization``) by that array and their settings, containers element by
-    element."""
+    and ``PyDataset`` objects by the content of one pass, data streams that hold an array
+    ``x`` (such as ``mnist.DynamicBinarization``) by that array and their settings, Keras
+    objects with a configuration (optimizers, schedules) by it, containers element by
+    element. An object known only by its memory address would never hit the cache twice, so
+    it is refused, naming ``name``."""
     if _is_tf_dataset(obj):
         return _dataset_fingerprint(obj)
     if isinstance(obj, np.ndarray):
         digest = hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()[:16]
         return {"shape": list(obj.shape), "dtype": str(obj.dtype), "sha256": digest}
     if isinstance(obj, (tuple, list)):
-        return [_fingerprint(item) for item in obj]
+        return [_fingerprint(item, f"{name}[{i}]") for i, item in enumerate(obj)]
     if isinstance(obj, dict):
-        return {str(k): _fingerprint(v) for k, v in obj.items()}
+        return {str(k): _fingerprint(v, f"{name}[{k!r}]") for k, v in obj.items()}
     if isinstance(getattr(obj, "x", None), np.ndarray):
-        return {"type": type(obj).__name__, "x": _fingerprint(obj.x),
+        return {"type": type(obj).__name__, "x": _fingerprint(obj.x, f"{name}.x"),
                 **{k: getattr(obj, k) for k in _STREAM_SETTINGS if hasattr(obj, k)}}
-    return obj if _primitive(obj) else repr(obj)
+    if isinstance(obj, keras.utils.PyDataset):
+        return _py_dataset_fingerprint(obj, name)
+    if _primitive(obj) or isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item() if isinstance(obj, np.generic) else obj
+    if callable(getattr(obj, "get_config", None)):
+        config = {k: v for k, v in obj.get_config().items() if k != "name"}
+        return {"type": type(obj).__name__, "config": _fingerprint(config, name)}
+    text = repr(obj)
+    if re.search(r" at 0x[0-9a-fA-F]+", text):
+        raise TypeError(f"{name} ({type(obj).__name__}) cannot be told apart from other "
+                        "objects by the weight cache (its description holds a memory "
+                        "address): pass numbers, strings, arrays or their containers")
+    return text
+
+
+# ---------------------------------------------------------------- code fingerprints
+# the modules whose code decides what a training produces: the model classes with their
+# train_step, the builders and losses they use, and this module's training loop
+_TRAINING_CODE = ("helpers.models.", "helpers.training")
+
+
+def _is_training_module(name: str) -> bool:
+    return name == "helpers.training" or name.startswith(_TRAINING_CODE[0])
+
+
+def _source_text(obj) -> str:
+    """The source of a function or class, or its compiled code where the source cannot be
+    read (such as a class typed into an interactive session)."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        return repr((code.co_code, code.co_consts, code.co_names)) if code else repr(obj)
+
+
+def _class_code(cls) -> str:
+    """The code of a class defined outside the helpers (in a notebook, say): its methods'
+    sources, since a class typed into a notebook cell has no file to read."""
+    parts = []
+    for name, member in sorted(vars(cls).items()):
+        function = getattr(member, "__func__", member)  # staticmethod, classmethod
+        if isinstance(member, property):
+            function = member.fget
+        if inspect.isfunction(function):
+            parts.append(f"{name}:{_source_text(function)}")
+    return "\n".join(parts)
+
+
+def _training_modules(start: set[str]) -> set[str]:
+    """``start`` and, transitively, every training-code module they refer to."""
+    seen, todo = set(), list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in sys.modules:
+            continue
+        seen.add(name)
+        for value in vars(sys.modules[name]).values():
+            ref = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+            if isinstance(ref, str) and _is_training_module(ref) and ref not in seen:
+                todo.append(ref)
+    return seen
+
+
+def code_fingerprint(model) -> str:
+    """Hash of the code that determines what training ``model`` produces: the source of every
+    helpers module that defines its class or one of its layers (``helpers.models.*``) with the
+    training-code modules they use, this module's training loop, and the methods of any
+    class defined elsewhere (a notebook's own model or layer). Keras's own classes are left
+    out: their code comes with the installed version. Part of every cache key, so that
+    weights trained by older code are never reloaded after the code changes."""
+    classes = {type(model)}
+    layers = model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") \
+        else []
+    classes.update(type(layer) for layer in layers)
+    modules, outside = {"helpers.training"}, {}
+    for cls in classes:
+        for base in cls.__mro__:
+            module = base.__module__ or ""
+            if _is_training_module(module):
+                modules.add(module)
+            elif not module.startswith(("keras", "tensorflow", "builtins", "abc", "typing")):
+                outside[f"{module}.{base.__qualname__}"] = _class_code(base)
+    digest = hashlib.sha256()
+    for name in sorted(_training_modules(modules)):
+        digest.update(name.encode())
+        digest.update(_source_text(sys.modules[name]).encode())
+    for name in sorted(outside):
+        digest.update(name.encode())
+        digest.update(outside[name].encode())
+    return digest.hexdigest()[:16]
 
 
 def cache_key(model, settings=None, x=None, y=None, fit_kwargs=None) -> str:
-    """Hash of architecture, optimizer, data fingerprint, ``settings`` and fit arguments."""
+    """Hash of architecture, the code that trains it (:func:`code_fingerprint`), optimizer,
+    data fingerprint, ``settings`` and fit arguments."""
     optimizer = model.optimizer.get_config() if getattr(model, "optimizer", None) else None
     if optimizer:
         optimizer = {k: v for k, v in optimizer.items() if k != "name"}
-    fit_kwargs = {k: _fingerprint(v) for k, v in (fit_kwargs or {}).items()
+    fit_kwargs = {k: _fingerprint(v, f"fit argument {k}") for k, v in (fit_kwargs or {}).items()
                   if k not in _UNHASHED_FIT_ARGS}
-    payload = {"model": model_signature(model), "optimizer": optimizer,
-               "x": _fingerprint(x), "y": _fingerprint(y), "settings": settings or {},
-               "fit": fit_kwargs}
+    payload = {"model": model_signature(model), "code": code_fingerprint(model),
+               "optimizer": optimizer, "x": _fingerprint(x, "x"), "y": _fingerprint(y, "y"),
+               "settings": _fingerprint(settings or {}, "settings"), "fit": fit_kwargs}
     text = json.dumps(payload, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -136,11 +258,15 @@ def _first_batch(x):
 
 
 def _read_history(path) -> dict:
-    history = json.loads(path.read_text())
+    try:
+        history = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} does not hold a training history: it is not valid JSON "
+                         f"({exc}); it may have been cut off") from exc
     if not isinstance(history, dict) or not all(
             isinstance(v, list) and all(isinstance(e, (int, float)) for e in v)
             for v in history.values()):
-        raise ValueError(f"{path.name} does not hold a training history")
+        raise ValueError(f"{path} does not hold a training history")
     return history
 
 
@@ -165,16 +291,43 @@ def _load_cached(model, x, weights, history_file) -> dict:
     return history
 
 
-def _write_cache(model, history: dict, weights, history_file) -> None:
-    """Save weights and history atomically; a failure warns and loses nothing but the cache."""
+def _save_pair(model, history: dict, weights: Path, history_file: Path) -> None:
+    replace_atomic(weights, lambda tmp: model.save_weights(tmp, overwrite=True),
+                   suffix=".tmp.weights.h5")  # Keras wants the .weights.h5 suffix
+    write_json_atomic(history_file, history)
+
+
+def _write_cache(model, history: dict, folder, stem: str) -> Path | None:
+    """Save weights and history atomically to ``folder``; return the weights' path. When the
+    cache cannot be written (a read-only data folder, a full disk), both go to a new
+    temporary folder instead, named in a warning, so that a finished training is never lost;
+    returns None only if that fails too (the model in memory is still trained)."""
+    weights = history_file = None
     try:
-        replace_atomic(weights, lambda tmp: model.save_weights(tmp, overwrite=True),
-                       suffix=".tmp.weights.h5")  # Keras wants the .weights.h5 suffix
-        write_json_atomic(history_file, history)
+        folder = Path(folder() if callable(folder) else folder)
+        weights = folder / f"{stem}.weights.h5"
+        history_file = folder / f"{stem}.history.json"
+        _save_pair(model, history, weights, history_file)
+        return weights
     except OSError as exc:
-        weights.unlink(missing_ok=True)  # never leave weights without their history
-        warnings.warn(f"Could not write the weight cache {weights.name} ({exc}); the trained "
-                      "model and its history are returned but not cached.", stacklevel=3)
+        if weights is not None:
+            try:  # never leave weights without their history
+                weights.unlink(missing_ok=True)
+            except OSError:
+                pass  # the folder cannot be changed at all: nothing was left there
+        reason = exc
+    try:
+        spare = Path(tempfile.mkdtemp(prefix="generative-weights-"))
+        _save_pair(model, history, spare / f"{stem}.weights.h5",
+                   spare / f"{stem}.history.json")
+    except OSError as exc:
+        warnings.warn(f"Could not write the weight cache {stem} ({reason}) nor a temporary "
+                      f"copy ({exc}); the trained model is kept in memory only.", stacklevel=3)
+        return None
+    warnings.warn(f"Could not write the weight cache {stem} ({reason}); the trained weights "
+                  f"and history were saved to {spare} instead (copy them into data/models/ "
+                  "to reuse them).", stacklevel=3)
+    return spare / f"{stem}.weights.h5"
 
 
 def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = None,
@@ -182,13 +335,15 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     """Train ``model`` with ``model.fit(x, y, **fit_kwargs)`` or reload cached weights.
 
     Weights go to ``data/models/<name>-<key>.weights.h5`` with the training history beside
-    them; the key hashes the architecture, optimizer, data (arrays, array streams and
-    ``tf.data`` pipelines by content), ``settings`` (put the seed and data source here) and
-    fit arguments. ``retrain=True`` or ``RETRAIN=1`` in the environment forces training; the
-    cache is off in fast mode. A silent training (``verbose=0``) shows one progress bar
-    over its epochs (:class:`EpochProgress`). A corrupt cache is retrained from the model's
-    initial state; a cache that cannot be written is reported with a warning. Returns the
-    history as a dict.
+    them; the key hashes the architecture, the code that trains it (:func:`code_fingerprint`:
+    edit a model's ``train_step`` and it trains again), the optimizer, data (arrays, array
+    streams, ``PyDataset`` and ``tf.data`` pipelines by content), ``settings`` (put the seed
+    and data source here) and fit arguments. ``retrain=True`` or ``RETRAIN=1`` in the
+    environment forces training; the cache is off in fast mode, and ``cache=False`` touches
+    no folder. A silent training (``verbose=0``) shows one progress bar over its epochs
+    (:class:`EpochProgress`). A corrupt cache is retrained from the model's initial state; a
+    cache that cannot be written sends the weights to a temporary folder named in a warning.
+    Returns the history as a dict.
     """
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
@@ -196,10 +351,18 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
         cache = not fast_mode()
     retrain = retrain_requested(retrain)
     key = cache_key(model, settings, x, y, fit_kwargs)
-    weights = data_dir("models") / f"{name}-{key}.weights.h5"
-    history_file = weights.with_name(f"{name}-{key}.history.json")
+    stem = f"{name}-{key}"
+    weights = history_file = None
+    if cache:
+        try:  # a data folder that cannot be made holds no cache to read
+            folder = data_dir("models")
+            weights = folder / f"{stem}.weights.h5"
+            history_file = folder / f"{stem}.history.json"
+        except OSError:
+            pass
 
-    if cache and not retrain and weights.exists() and history_file.exists():
+    if (cache and not retrain and weights is not None and weights.exists()
+            and history_file.exists()):
         try:
             history = _load_cached(model, x, weights, history_file)
             print(f"Loaded cached weights {weights.name} (set RETRAIN=1 to train again)")
@@ -213,7 +376,7 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     history = model.fit(x, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     if cache:
-        _write_cache(model, history, weights, history_file)
+        _write_cache(model, history, lambda: data_dir("models"), stem)
     return history
 
 
@@ -221,22 +384,36 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
 HISTORY_FILE = "history.json"
 
 
-def run_directory(name: str, settings: dict, retrain: bool = False):
+def run_directory(name: str, settings: dict, retrain: bool = False, model=None):
     """The folder ``data/runs/<name>-<key>/`` of a training that saves as it goes
     (checkpoints, its history, pictures), the key hashing ``settings`` (seed, data source,
-    optimizer settings: whatever makes a different run) as the weight cache does; fast mode
-    gets a folder of its own. ``retrain=True``, ``RETRAIN=1`` and fast mode (which never
-    reuses a run) empty it first."""
+    optimizer settings: whatever makes a different run) as the weight cache does, and, when
+    ``model`` is given, its architecture and the code that trains it
+    (:func:`code_fingerprint`), so that checkpoints of older code are never resumed; fast
+    mode gets a folder of its own. ``retrain=True``, ``RETRAIN=1`` and fast mode (which never
+    reuses a run) empty it first: it holds only files that a run wrote, so a sub-folder
+    (not the run's own) is refused before anything is deleted."""
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
     if not isinstance(settings, dict):
         raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
-    text = json.dumps({k: _fingerprint(v) for k, v in settings.items()}, sort_keys=True,
-                      default=repr)
+    payload = _fingerprint(settings, "settings")
+    if model is not None:
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"model must be a Keras model, got {type(model).__name__}")
+        payload = {"settings": payload, "model": model_signature(model),
+                   "code": code_fingerprint(model)}
+    text = json.dumps(payload, sort_keys=True, default=repr)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     folder = data_dir("runs", f"{name}-{key}" + ("-fast" if fast_mode() else ""))
     if retrain_requested(retrain) or fast_mode():
-        for old in folder.iterdir():
+        entries = list(folder.iterdir())
+        foreign = [p.name for p in entries if p.is_dir() and not p.is_symlink()]
+        if foreign:
+            raise ValueError(f"run folder {folder} holds the sub-folder(s) "
+                             f"{', '.join(sorted(foreign))}, which a run never writes; move "
+                             "them elsewhere before training again")
+        for old in entries:
             old.unlink()
     return folder
 
@@ -294,6 +471,13 @@ _CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
 def _build_for_saving(gan: GAN) -> None:
     """Create every variable a checkpoint holds (networks and both optimizers' slots)."""
+    if not all(hasattr(gan, name) for name in ("generator", "discriminator")):
+        raise TypeError(f"gan must be a GAN with a generator and a discriminator, got "
+                        f"{type(gan).__name__}")
+    if getattr(gan, "d_optimizer", None) is None or getattr(gan, "g_optimizer", None) is None:
+        raise ValueError("gan must be compiled (gan.compile(d_optimizer=..., g_optimizer=...)) "
+                         "before a checkpoint is saved or restored: it holds the optimizers' "
+                         "state")
     if not gan.generator.built or not gan.discriminator.built:
         raise ValueError("the generator and discriminator must be built")
     for optimizer, model in ((gan.d_optimizer, gan.discriminator),
@@ -328,23 +512,37 @@ def latest_checkpoint(directory) -> tuple[int, Path] | None:
 def restore_latest(gan: GAN, directory) -> int:
     """Load the newest checkpoint into ``gan`` (compiled, networks built) and return its
     epoch; return 0 and leave ``gan`` untouched when ``directory`` holds none. A checkpoint
-    that does not load raises, naming the file."""
+    that does not load, or loads only in part, raises, naming the file, and leaves every
+    variable of ``gan`` and its optimizers exactly as it was."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"directory must be the folder that holds the checkpoints, got the "
+                         f"file {directory}")
     latest = latest_checkpoint(directory)
     if latest is None:
         return 0
     epoch, path = latest
     _build_for_saving(gan)
+    variables = [*gan.variables, *gan.d_optimizer.variables, *gan.g_optimizer.variables]
+    before = [v.numpy() for v in variables]  # a refused checkpoint leaves gan as it was
+
+    def roll_back():
+        for variable, value in zip(variables, before, strict=True):
+            variable.assign(value)
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             gan.load_weights(path)
     except Exception as exc:
+        roll_back()
         raise ValueError(f"checkpoint {path} could not be loaded ({exc}); delete it to "
                          "resume from the one before") from exc
     skipped = [str(w.message) for w in caught if "load" in str(w.message).lower()]
     if skipped:  # Keras skips mismatched variables (such as an optimizer's) with a warning
+        roll_back()
         raise ValueError(f"checkpoint {path} was only partly loaded ({skipped[0]}); it does not "
-                         "match this model and its optimizers")
+                         "match this model and its optimizers, which were left as they were")
     for w in caught:  # anything else is passed on
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return epoch
@@ -377,6 +575,7 @@ class CheckpointEvery(keras.callbacks.Callback):
             old.unlink(missing_ok=True)
 
 
-__all__ = ["CheckpointEvery", "EpochHistory", "cache_key", "checkpoints", "fit_or_load",
+__all__ = ["CheckpointEvery", "EpochHistory", "cache_key", "checkpoints", "code_fingerprint",
+           "fit_or_load",
            "latest_checkpoint", "model_signature", "read_epoch_history", "restore_latest",
            "run_directory", "save_checkpoint", "split_passes", "update_budget"]

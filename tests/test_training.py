@@ -1,3 +1,7 @@
+import json
+import warnings
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -255,3 +259,242 @@ def test_epoch_progress_counts_epochs_of_a_resumed_training(capsys):
                  callbacks=[training.EpochProgress("resumed")])
     final = capsys.readouterr().out.split("\r")[-1]
     assert "4/4" in final and "100%" in final
+
+
+# ---------------------------------------------------------------- the code in the cache key
+_MODULE = '''
+import keras
+
+from helpers.models import autoencoders
+
+
+class EditedVAE(autoencoders.VAE):
+    def train_step(self, data):
+        return super().train_step(data){edit}
+'''
+
+
+def _edited_model(tmp_path, module_name, edit=""):
+    import importlib.util
+    import sys
+
+    path = tmp_path / f"{module_name.rsplit('.', 1)[-1]}.py"
+    path.write_text(_MODULE.format(edit=edit))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    config.set_seed(0)
+    vae = module.EditedVAE(builders.mlp_encoder(6, 2, hidden=(8,)),
+                           builders.mlp_decoder(2, 6, hidden=(8,)))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return vae
+
+
+@pytest.mark.parametrize("module_name", ["helpers.models._edited_for_test", "notebook_models"])
+def test_editing_a_models_train_step_misses_the_cache(tmp_path, monkeypatch, module_name):
+    # a model class of the helpers (its module's source) and one from elsewhere, such as a
+    # notebook (its methods' source)
+    import sys
+
+    monkeypatch.delitem(sys.modules, module_name, raising=False)
+    calls = _count_fits(monkeypatch)
+    train = dict(name="edited", settings={"seed": 0}, epochs=1, verbose=0)
+    training.fit_or_load(_edited_model(tmp_path, module_name), X, **train)
+    training.fit_or_load(_edited_model(tmp_path, module_name), X, **train)
+    assert len(calls) == 1  # the same code: reloaded
+    edited = _edited_model(tmp_path, module_name, edit="  # now different")
+    training.fit_or_load(edited, X, **train)
+    assert len(calls) == 2  # edited code: trained again
+    assert len(list(config.data_dir("models").glob("edited-*.weights.h5"))) == 2
+
+
+def test_the_code_fingerprint_covers_the_helpers_that_train_a_model():
+    import inspect
+
+    from helpers.models import losses
+
+    vae = _model()
+    fingerprint = training.code_fingerprint(vae)
+    assert fingerprint == training.code_fingerprint(_model(seed=4))
+    covered = training._training_modules({"helpers.models.autoencoders"})
+    assert {"helpers.models.autoencoders", "helpers.models.losses"} <= covered
+    assert "helpers.infra.config" not in covered  # paths and flags do not decide weights
+    assert inspect.getsource(losses)  # the source that is hashed can be read
+
+
+def test_a_py_dataset_hits_the_cache_and_is_told_apart_by_content(monkeypatch):
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, x):
+            super().__init__()
+            self.x_data = x
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return self.x_data[16 * index:16 * (index + 1)]
+
+    calls = _count_fits(monkeypatch)
+    for data in (Batches(X), Batches(X), Batches(X[::-1].copy())):
+        training.fit_or_load(_model(), data, name="stream", epochs=1, verbose=0)
+    assert len(calls) == 2  # a new object of the same content reloads; other content trains
+    assert len(list(config.data_dir("models").glob("stream-*.weights.h5"))) == 2
+
+
+def test_settings_known_only_by_a_memory_address_are_refused_and_optimizers_are_keyed():
+    with pytest.raises(TypeError, match=r"settings\['thing'\].*memory address"):
+        training.cache_key(_model(), {"thing": object()}, X)
+    adam = {"opt": keras.optimizers.Adam(1e-3)}
+    assert training.cache_key(_model(), adam, X) == training.cache_key(
+        _model(), {"opt": keras.optimizers.Adam(1e-3)}, X)
+    assert training.cache_key(_model(), adam, X) != training.cache_key(
+        _model(), {"opt": keras.optimizers.Adam(1e-4)}, X)
+    folder = training.run_directory("gan", {"opt": keras.optimizers.Adam(1e-3)})
+    assert folder == training.run_directory("gan", {"opt": keras.optimizers.Adam(1e-3)})
+
+
+def test_run_directory_keys_on_the_models_code_when_given(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "notebook_models", raising=False)
+    same = training.run_directory("r", {"seed": 0},
+                                  model=_edited_model(tmp_path, "notebook_models"))
+    assert same == training.run_directory("r", {"seed": 0},
+                                          model=_edited_model(tmp_path, "notebook_models"))
+    assert same != training.run_directory("r", {"seed": 0}, model=_edited_model(
+        tmp_path, "notebook_models", edit="  # edited"))
+    with pytest.raises(TypeError, match="model must be a Keras model"):
+        training.run_directory("r", {"seed": 0}, model="vae")
+
+
+def test_run_directory_refuses_a_foreign_sub_folder_before_deleting_anything(monkeypatch):
+    folder = training.run_directory("dcgan", {"seed": 0})
+    (folder / "epoch-0001.weights.h5").write_text("x")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "mine.txt").write_text("a user's file")
+    monkeypatch.setenv("RETRAIN", "1")
+    with pytest.raises(ValueError, match="notes"):
+        training.run_directory("dcgan", {"seed": 0})
+    assert (folder / "epoch-0001.weights.h5").exists()
+    assert (folder / "notes" / "mine.txt").read_text() == "a user's file"
+
+
+# ---------------------------------------------------------------- a finished training is kept
+def test_cache_false_touches_no_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GENERATIVE_DATA_DIR", str(blocker / "data"))  # cannot be created
+    history = training.fit_or_load(_model(), X, name="t", cache=False, epochs=1, verbose=0)
+    assert len(history["loss"]) == 1 and blocker.read_text() == "not a folder"
+
+
+def _check_spare_copy(caught, epochs):
+    import re
+
+    (message,) = [str(w.message) for w in caught if "weight cache" in str(w.message)]
+    spare = Path(re.search(r"saved to (\S+) instead", message).group(1))
+    (weights,) = spare.glob("t-*.weights.h5")
+    reloaded = _model(seed=9)
+    reloaded(X[:2])
+    reloaded.load_weights(weights)
+    history = json.loads(next(spare.glob("t-*.history.json")).read_text())
+    assert len(history["loss"]) == epochs
+    return reloaded
+
+
+def test_a_data_folder_that_cannot_be_made_keeps_the_training_in_a_temporary_folder(
+        tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GENERATIVE_DATA_DIR", str(blocker / "data"))
+    model = _model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training.fit_or_load(model, X, name="t", epochs=2, verbose=0)
+    reloaded = _check_spare_copy(caught, epochs=2)
+    np.testing.assert_array_equal(reloaded.encode(X), model.encode(X))
+
+
+def test_a_read_only_cache_folder_keeps_the_training_in_a_temporary_folder(monkeypatch):
+    # every write into data/ fails as on a read-only file system, unlink included
+    import errno
+
+    from helpers.infra import files
+
+    cache_dir = str(config.data_dir("models"))
+    real_mkstemp, real_unlink = files.tempfile.mkstemp, Path.unlink
+
+    def read_only(error_path):
+        return OSError(errno.EROFS, "Read-only file system", str(error_path))
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(cache_dir):
+            raise read_only(dir)
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def unlink(self, missing_ok=False):
+        if str(self).startswith(cache_dir):
+            raise read_only(self)
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    model = _model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training.fit_or_load(model, X, name="t", epochs=3, verbose=0)
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    reloaded = _check_spare_copy(caught, epochs=3)
+    np.testing.assert_array_equal(reloaded.encode(X), model.encode(X))
+    assert not list(config.data_dir("models").iterdir())
+
+
+def test_a_cut_off_history_file_is_named_in_the_error(tmp_path):
+    (tmp_path / training.HISTORY_FILE).write_text('{"epoch": [1, 2')
+    with pytest.raises(ValueError, match=f"{tmp_path.name}.*history.json.*not valid JSON"):
+        training.read_epoch_history(tmp_path)
+
+
+# ---------------------------------------------------------------- GAN checkpoints
+def _gan(seed=0, optimizer=keras.optimizers.Adam, compiled=True):
+    from helpers.models import gan
+
+    keras.utils.set_random_seed(seed)
+    model = gan.GAN(gan.build_generator(8, width=8), gan.build_discriminator(width=8), seed=seed)
+    if compiled:
+        model.compile(d_optimizer=optimizer(1e-3), g_optimizer=optimizer(1e-3))
+    model.generator(np.zeros((1, 8), np.float32))
+    model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    return model
+
+
+def test_a_refused_checkpoint_leaves_the_model_exactly_as_it_was(tmp_path):
+    training.save_checkpoint(_gan(), tmp_path, 3)  # Adam: moment slots
+    other = _gan(seed=5, optimizer=keras.optimizers.SGD)  # no slots: only partly loadable
+    other.fit(np.zeros((4, 28, 28, 1), np.float32), batch_size=4, epochs=1, verbose=0)
+    variables = [*other.variables, *other.d_optimizer.variables, *other.g_optimizer.variables]
+    before = [v.numpy().copy() for v in variables]
+    with pytest.raises(ValueError, match="partly loaded"):
+        training.restore_latest(other, tmp_path)
+    for variable, value in zip(variables, before, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    for path in tmp_path.iterdir():  # deleted as the message says: nothing left to resume
+        path.unlink()
+    assert training.restore_latest(other, tmp_path) == 0
+    for variable, value in zip(variables, before, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value)
+
+
+def test_restore_latest_given_a_checkpoint_file_names_the_folder_it_wants(tmp_path):
+    path = training.save_checkpoint(_gan(), tmp_path, 2)
+    with pytest.raises(ValueError, match="directory must be the folder"):
+        training.restore_latest(_gan(), path)
+
+
+def test_checkpoints_of_an_uncompiled_gan_say_to_compile_it(tmp_path):
+    with pytest.raises(ValueError, match="gan must be compiled"):
+        training.save_checkpoint(_gan(compiled=False), tmp_path, 1)
+    training.save_checkpoint(_gan(), tmp_path, 1)
+    with pytest.raises(ValueError, match="gan must be compiled"):
+        training.restore_latest(_gan(compiled=False), tmp_path)
