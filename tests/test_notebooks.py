@@ -55,7 +55,8 @@ def test_runner_names_the_failing_cell(tmp_path):
     path = _notebook(tmp_path, "02_bad.ipynb", "x = 1", "raise RuntimeError('boom 42')")
     with pytest.raises(Exception, match="boom 42"):
         runner.execute(path, timeout=60)
-    assert (tmp_path / "build" / "html" / "02_bad.html").exists()  # kept for inspection
+    assert (tmp_path / "build" / "html" / "02_bad.failed.html").exists()  # for inspection
+    assert not (tmp_path / "build" / "notebooks" / "02_bad.ipynb").exists()
 
 
 def test_select_notebooks_by_prefix(tmp_path):
@@ -175,3 +176,107 @@ def test_make_run_passes_a_cell_timeout_only_when_asked():
     default = subprocess.run(["make", "-n", *stamp, "run", "NB=05"], cwd=root,
                              capture_output=True, text=True, check=True).stdout
     assert "--timeout 7200" in given and "--timeout" not in default
+
+
+# ---------------------------------------------------------------- nothing of a good run is lost
+@pytest.mark.parametrize("text, expected", [
+    ("HIDDEN=(512, 256)", {"HIDDEN": (512, 256)}),
+    ("SIZES=[1, 2] NAME='a b' SEED=3", {"SIZES": [1, 2], "NAME": "a b", "SEED": 3}),
+    ("DATASET=fashion_mnist RATE=-1e-3", {"DATASET": "fashion_mnist", "RATE": -1e-3}),
+])
+def test_overrides_split_outside_brackets_and_quotes(text, expected):
+    assert runner.parse_overrides([text]) == expected
+
+
+@pytest.mark.parametrize("text, match", [
+    ("NAME='abc", "quote .* is not closed"),
+    ("HIDDEN=(512, 256", "bracket is not closed"),
+    ("SEED=01", r"SEED=01 is not a Python literal \(leading zeros"),
+    ("LEARNING_RATE=1e-3.", r"LEARNING_RATE=1e-3\. is not a Python literal"),
+    ("FAST=True", "run with --fast"),
+    ("SEED=1 SEED=2", "SEED is given twice"),
+])
+def test_bad_overrides_stop_with_a_message_that_names_them(text, match):
+    with pytest.raises(SystemExit, match=match):
+        runner.parse_overrides([text])
+
+
+def _capture_runs(monkeypatch, tmp_path, *paths):
+    runs = []
+
+    def fake_run(path, timeout, overrides, metrics_dir):
+        runs.append((path.name, dict(overrides)))
+        return {"status": "ok", "seconds": 0.1, "metrics": {}}
+
+    monkeypatch.setattr(runner, "select_notebooks", lambda patterns: list(paths))
+    monkeypatch.setattr(runner, "run_one", fake_run)
+    return runs
+
+
+def test_repeated_set_options_add_up(tmp_path, monkeypatch):
+    path = _parameterised(tmp_path)
+    runs = _capture_runs(monkeypatch, tmp_path, path)
+    assert runner.main(["--fast", "--set", "SEED=1", "--set", "DATASET='fashion_mnist'"]) == 0
+    assert runs == [("03_p.ipynb", {"SEED": 1, "DATASET": "fashion_mnist"})]
+
+
+def test_a_mistyped_override_touches_nothing(tmp_path, monkeypatch):
+    path = _parameterised(tmp_path)
+    runs = _capture_runs(monkeypatch, tmp_path, path)
+    metrics = tmp_path / "build" / "metrics"
+    metrics.mkdir(parents=True)
+    (metrics / "03_p.json").write_text('{"metrics": {"seed": 0}}')
+    (metrics / "03_p.results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit, match="has no parameter SEDD"):
+        runner.main(["--set", "SEDD=1"])
+    assert runs == []
+    assert (metrics / "03_p.json").read_text() == '{"metrics": {"seed": 0}}'
+    assert (metrics / "03_p.results.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_a_failing_rerun_keeps_the_last_good_run(tmp_path, monkeypatch, capsys):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("SEED = 0\nFAIL = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import pandas as pd\nfrom helpers.infra.metrics import MetricsRecorder\n"
+        "recorder = MetricsRecorder('07_r')\nrecorder.record('seed', SEED)\n"
+        "recorder.record_table('rows', pd.DataFrame({'seed': [SEED]}))\n"
+        "assert not FAIL, 'asked to fail'")]
+    path = tmp_path / "07_r.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [path])
+    build = tmp_path / "build"
+    assert runner.main(["--fast", "--set", "SEED=4"]) == 0
+    good = {p: p.read_bytes() for p in [build / "notebooks" / "07_r.ipynb",
+                                        build / "html" / "07_r.html",
+                                        build / "metrics" / "07_r.json",
+                                        build / "metrics" / "07_r.rows.csv"]}
+    record = json.loads((build / "metrics" / "07_r.json").read_text())
+    assert record["metrics"] == {"seed": 4} and record["cell_seconds"][0]["cell"] == 0
+    assert "Most expensive cells" in capsys.readouterr().out
+
+    assert runner.main(["--fast", "--set", "SEED=5 FAIL=True"]) == 1
+    for file, content in good.items():
+        assert file.read_bytes() == content, f"{file.name} of the good run was replaced"
+    failed = nbformat.read(build / "notebooks" / "07_r.failed.ipynb", as_version=4)
+    assert "asked to fail" in str([cell.get("outputs") for cell in failed.cells])
+    assert (build / "html" / "07_r.failed.html").exists()
+    assert json.loads((build / "metrics" / "failed" / "07_r.json").read_text())["metrics"] == \
+        {"seed": 5}
+    assert "the last good run is kept in" in capsys.readouterr().err
+    assert not [p for p in (build / "metrics").iterdir() if p.name.startswith(".run-")]
+
+    assert runner.main(["--fast"]) == 0  # a good run again: the failed copies go
+    assert not (build / "notebooks" / "07_r.failed.ipynb").exists()
+
+
+def test_cell_seconds_from_the_timing_metadata():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), nbformat.v4.new_code_cell("\nfit()")]
+    nb.cells[1].metadata["execution"] = {
+        "iopub.execute_input": "2026-01-01T10:00:00.500000Z",
+        "shell.execute_reply": "2026-01-01T10:02:03.750000Z"}
+    assert runner.cell_seconds(nb) == [{"cell": 1, "seconds": 123.25, "source": "fit()"}]
+    times = [{"cell": i, "seconds": s, "source": ""} for i, s in enumerate([3, 9, 1, 7, 8])]
+    assert [t["cell"] for t in runner.slowest_cells(times)] == [1, 4, 3]

@@ -58,6 +58,20 @@ def build_dir(*parts: str) -> Path:
     return path
 
 
+METRICS_DIR_VARIABLE = "GENERATIVE_METRICS_DIR"
+
+
+def metrics_dir() -> Path:
+    """Return (and create) the folder a notebook's recorder writes to: build/metrics/, or
+    ``$GENERATIVE_METRICS_DIR`` where the runner stages a run's metrics until it succeeds."""
+    staged = os.environ.get(METRICS_DIR_VARIABLE)
+    if not staged:
+        return build_dir("metrics")
+    path = Path(staged)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def _silenced_stderr_fd():
     """Send file descriptor 2 to /dev/null (C++ libraries write there directly)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.infra.checks import check_finite
-from helpers.infra.config import build_dir, fast_mode
+from helpers.infra.config import build_dir, fast_mode, metrics_dir
 from helpers.infra.files import replace_atomic, write_json_atomic
 
 
@@ -53,7 +53,7 @@ class MetricsRecorder:
                  directory: str | Path | None = None, variant: str | None = None):
         stem = metrics_stem(notebook, variant)
         data = check_data_source(data)
-        self.path = Path(directory or build_dir("metrics")) / f"{stem}.json"
+        self.path = Path(directory or metrics_dir()) / f"{stem}.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.payload = {"notebook": notebook, "fast_mode": fast_mode() if fast is None else fast,
                         "data": str(data), "metrics": {}}

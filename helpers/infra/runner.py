@@ -3,11 +3,16 @@
     python -m helpers.infra.runner [--nb 05] [--fast] [--set SEED=1 EPOCHS=5] [--dataset NAME]
 
 Each notebook runs on this interpreter's kernel with its own folder as working directory;
-``--set`` values replace those of the cell tagged ``parameters`` (papermill injects them
-after it), and ``--dataset`` sets ``DATASET`` and records to
+``--set`` values (Python literals; repeated ``--set`` add up) replace those of the cell
+tagged ``parameters`` (papermill injects them after it), and are checked against that
+cell before anything runs; ``--dataset`` sets ``DATASET`` and records to
 ``build/metrics/<notebook>-<dataset>.json``. The executed copy goes to build/notebooks/,
-HTML to build/html/, under the same name as the metrics. Exits non-zero, naming the
-notebook and the failing cell, when a notebook fails.
+HTML to build/html/, under the same name as the metrics. A run replaces the previous
+run's executed copy, HTML and metrics only when it succeeds: a failed run keeps the last
+good ones and leaves its partial copy beside them as ``<name>.failed.ipynb`` (and
+``.failed.html``, its metrics in build/metrics/failed/). Exits non-zero, naming the
+notebook and the failing cell, when a notebook fails. The summary ends with each
+notebook's most expensive cells, whose times are recorded with the metrics.
 """
 
 from __future__ import annotations
@@ -15,34 +20,87 @@ from __future__ import annotations
 import argparse
 import ast
 import os
-import shlex
+import re
+import shutil
 import sys
+import tempfile
 import time
 import traceback
+from datetime import datetime
 from pathlib import Path
 
-from helpers.infra.config import REPO_ROOT, build_dir
-from helpers.infra.files import write_json_atomic
+from helpers.infra.config import METRICS_DIR_VARIABLE, REPO_ROOT, build_dir
+from helpers.infra.files import replace_atomic, write_json_atomic
 from helpers.infra.metrics import metrics_stem, read_record, stamp_run
 from helpers.infra.progress import tidy_outputs
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 DEFAULT_DATASET = "mnist"
+FAILED = ".failed"  # a failed run's copies: <name>.failed.ipynb, <name>.failed.html
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")  # a bare value read as text
+
+
+def split_assignments(text: str) -> list[str]:
+    """``"SEED=1 HIDDEN=(512, 256) NAME='a b'"`` -> ``["SEED=1", "HIDDEN=(512, 256)",
+    "NAME='a b'"]``: split at white space outside quotes and brackets."""
+    words, current, quote, depth = [], [], None, 0
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char.isspace() and depth <= 0:
+            if current:
+                words.append("".join(current))
+            current, depth = [], 0
+            continue
+        current.append(char)
+    if quote:
+        raise SystemExit(f"Parameter overrides: a quote ({quote}) is not closed in {text!r}")
+    if depth > 0:
+        raise SystemExit(f"Parameter overrides: a bracket is not closed in {text!r}")
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def parse_value(name: str, text: str):
+    """``text`` as a Python literal (1, 1e-3, (512, 256), 'abc', True); a bare word such as
+    ``fashion_mnist`` is kept as text. Anything else stops with the parse error."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        if _WORD.match(text):
+            return text
+        reason = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+        raise SystemExit(f"Parameter {name}={text} is not a Python literal ({reason}); write "
+                         f"a number such as 0.001 or 7, a tuple such as (512, 256), or text "
+                         f"in quotes such as {name}='abc'") from None
 
 
 def parse_overrides(items: list[str] | None) -> dict:
     """``["SEED=1", "EPOCHS=5 NAME=fashion_mnist"]`` -> {"SEED": 1, "EPOCHS": 5, "NAME":
-    "fashion_mnist"}: each value is read as a Python literal, or kept as a string."""
+    "fashion_mnist"}: every item adds its assignments; each value is read as a Python
+    literal (a bare word as text); a name given twice with two values stops the run, and
+    so does ``FAST``, which only the mode (``--fast``) sets."""
     overrides = {}
     for item in items or []:
-        for word in shlex.split(item):
+        for word in split_assignments(item):
             name, sep, text = word.partition("=")
             if not sep or not name.isidentifier():
                 raise SystemExit(f"Parameter overrides look like NAME=VALUE, got {word!r}")
-            try:
-                overrides[name] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                overrides[name] = text
+            if name == "FAST":
+                raise SystemExit("FAST follows the mode: run with --fast (make run FAST=1) "
+                                 "instead of setting it, so that the record says which mode ran")
+            value = parse_value(name, text)
+            if name in overrides and overrides[name] != value:
+                raise SystemExit(f"Parameter {name} is given twice, as {overrides[name]!r} "
+                                 f"and {value!r}")
+            overrides[name] = value
     return overrides
 
 
@@ -55,6 +113,18 @@ def notebook_parameters(nb) -> set[str]:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 names.add(node.id)
     return names
+
+
+def check_overrides(path: Path, overrides: dict, nb=None) -> None:
+    """Raise ValueError naming the overrides that ``path``'s parameters cell does not set."""
+    import nbformat
+
+    nb = nb if nb is not None else nbformat.read(path, as_version=4)
+    known = notebook_parameters(nb)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{path.name} has no parameter {', '.join(unknown)}; its "
+                         f"parameters cell sets {', '.join(sorted(known))}")
 
 
 def result_stem(path: Path, overrides: dict) -> str:
@@ -75,10 +145,19 @@ def select_notebooks(patterns: list[str] | None, directory: Path = NOTEBOOK_DIR)
     return chosen
 
 
+def output_paths(stem: str, failed: bool = False) -> tuple[Path, Path]:
+    """Where a run's executed copy and HTML go: ``<stem>.ipynb`` and ``<stem>.html``, or
+    ``<stem>.failed.ipynb`` and ``<stem>.failed.html`` for a failed run."""
+    name = stem + (FAILED if failed else "")
+    return build_dir("notebooks") / f"{name}.ipynb", build_dir("html") / f"{name}.html"
+
+
 def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
     """Run one notebook with ``overrides`` of its parameters, write the executed copy and
     its HTML, named like the run's metrics (``<notebook>-<dataset>`` for another data set,
-    so that such a run never replaces the default one's copy); return the wall time."""
+    so that such a run never replaces the default one's copy); return the wall time. Each
+    file is replaced only when the run succeeds; a failed run writes ``<name>.failed.ipynb``
+    and ``.failed.html`` and leaves the last good ones as they were."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -87,35 +166,126 @@ def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
 
     nb = nbformat.read(path, as_version=4)
     if overrides:
-        unknown = sorted(set(overrides) - notebook_parameters(nb))
-        if unknown:
-            raise ValueError(f"{path.name} has no parameter {', '.join(unknown)}; its "
-                             f"parameters cell sets {', '.join(sorted(notebook_parameters(nb)))}")
+        check_overrides(path, overrides, nb)
         nb = parameterize_notebook(load_notebook_node(str(path)), overrides,
                                    kernel_name="python3", language="python")
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
+    stem = result_stem(path, overrides or {})
+    start, succeeded = time.perf_counter(), False
     try:
         client.execute()
+        succeeded = True
     finally:
         elapsed = time.perf_counter() - start
-        stem = result_stem(path, overrides or {})
-        nbformat.write(tidy_outputs(nb), build_dir("notebooks") / f"{stem}.ipynb")
+        notebook_file, html_file = output_paths(stem, failed=not succeeded)
+        tidy_outputs(nb)
+        replace_atomic(notebook_file, lambda tmp: nbformat.write(nb, tmp), suffix=".ipynb")
         html, _ = HTMLExporter().from_notebook_node(nb)
-        (build_dir("html") / f"{stem}.html").write_text(html, encoding="utf-8")
+        replace_atomic(html_file, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"),
+                       suffix=".html")
+        if succeeded:  # the failed copies of an earlier run are out of date
+            for stale in output_paths(stem, failed=True):
+                stale.unlink(missing_ok=True)
     return elapsed
 
 
+def cell_seconds(nb) -> list[dict]:
+    """Each executed code cell's wall time, from the timing metadata that nbclient records:
+    ``[{"cell": index, "seconds": ..., "source": first line}, ...]`` in notebook order."""
+    times = []
+    for index, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        begin, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.cell_type != "code" or not begin or not end:
+            continue
+        seconds = (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                   - datetime.fromisoformat(begin.replace("Z", "+00:00"))).total_seconds()
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")
+        times.append({"cell": index, "seconds": round(seconds, 2), "source": first[:60]})
+    return times
+
+
+def slowest_cells(times: list[dict], n: int = 3) -> list[dict]:
+    """The ``n`` most expensive cells of :func:`cell_seconds`, slowest first."""
+    return sorted(times, key=lambda t: t["seconds"], reverse=True)[:n]
+
+
+def publish_metrics(staging: Path, metrics_dir: Path, stem: str, extra: dict,
+                    failed: bool) -> dict:
+    """Move a run's metrics from ``staging`` into place: ``<stem>.json`` (stamped with
+    ``extra``) and its tables replace the previous run's when the run succeeded; a failed
+    run's go to ``metrics_dir/failed/`` and the previous ones stay. Returns the record."""
+    record = read_record(staging / f"{stem}.json")
+    target = metrics_dir / "failed" if failed else metrics_dir
+    target.mkdir(parents=True, exist_ok=True)
+    tables = sorted(staging.glob(f"{stem}.*.csv"))
+    if not failed:  # tables the new run no longer writes belonged to the old record
+        new = {t.name for t in tables}
+        for old in metrics_dir.glob(f"{stem}.*.csv"):
+            if old.name not in new:
+                old.unlink()
+    for table in tables:
+        os.replace(table, target / table.name)
+    if record:
+        record = {**stamp_run(record, extra["seconds"], extra.get("overrides")),
+                  "cell_seconds": extra.get("cell_seconds", [])}
+        write_json_atomic(target / f"{stem}.json", record)
+    elif not failed:
+        (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
+    return record
+
+
 def summary_table(results: dict[str, dict]) -> str:
-    """Plain-text table: notebook, status, wall time, data source and metrics."""
+    """Plain-text table: notebook, status, wall time, data source and metrics; then each
+    notebook's three most expensive cells."""
     lines = [f"{'notebook':<36} {'status':<7} {'time':>8}  {'data':<22} metrics"]
     for stem, res in results.items():
         metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in res.get("metrics", {}).items()) or "-"
         lines.append(f"{stem:<36} {res['status']:<7} {res['seconds']:>7.1f}s  "
                      f"{res.get('data', '-'):<22} {metrics}")
+    slow = {stem: slowest_cells(res.get("cell_seconds") or []) for stem, res in results.items()}
+    if any(slow.values()):
+        lines.append("\nMost expensive cells (seconds, cell number, first line):")
+        for stem, cells in slow.items():
+            lines.append(f"  {stem}")
+            lines += [f"    {c['seconds']:>8.1f}  [{c['cell']}] {c['source']}" for c in cells]
     return "\n".join(lines)
+
+
+def run_one(path: Path, timeout: int, overrides: dict, metrics_dir: Path) -> dict:
+    """Execute ``path`` with its metrics written to a private staging folder, then publish
+    them (or keep them apart when the run failed). Returns the summary row."""
+    import nbformat
+
+    stem = result_stem(path, overrides)
+    staging = Path(tempfile.mkdtemp(prefix=f".run-{stem}-", dir=metrics_dir))
+    saved = os.environ.get(METRICS_DIR_VARIABLE)
+    os.environ[METRICS_DIR_VARIABLE] = str(staging)  # the kernel's recorder writes there
+    start, error = time.perf_counter(), None
+    try:
+        seconds = execute(path, timeout, overrides)
+    except Exception as exc:  # report and go on with the next notebook
+        seconds, error = time.perf_counter() - start, exc
+    finally:
+        if saved is None:
+            os.environ.pop(METRICS_DIR_VARIABLE, None)
+        else:
+            os.environ[METRICS_DIR_VARIABLE] = saved
+    try:
+        executed = output_paths(stem, failed=error is not None)[0]
+        times = cell_seconds(nbformat.read(executed, as_version=4)) if executed.exists() else []
+        record = publish_metrics(staging, metrics_dir, stem, {
+            "seconds": seconds, "overrides": overrides, "cell_seconds": times},
+            failed=error is not None)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    row = {**record, "status": "ok" if error is None else "FAILED", "seconds": seconds,
+           "cell_seconds": times}
+    if error is not None:
+        row["error"] = error
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,46 +293,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nb", nargs="*", help="notebook prefixes, e.g. 05 or 01 05")
     parser.add_argument("--fast", action="store_true", help="run in fast mode (NOTEBOOK_FAST=1)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
-    parser.add_argument("--set", nargs="*", dest="overrides", metavar="NAME=VALUE",
-                        help="parameter values, e.g. --set SEED=1 EPOCHS=5")
+    parser.add_argument("--set", nargs="*", action="extend", dest="overrides",
+                        metavar="NAME=VALUE", help="parameter values, e.g. --set SEED=1 "
+                        "EPOCHS=5; repeated --set add up")
     parser.add_argument("--dataset", help="value of DATASET (e.g. fashion_mnist), for the "
                         "notebooks that take it")
     args = parser.parse_args(argv)
-    os.environ["NOTEBOOK_FAST"] = "1" if args.fast else "0"
-    os.environ["NOTEBOOK_STRICT"] = "1"  # a missed headline target fails the run
     overrides = parse_overrides(args.overrides)
     notebooks = select_notebooks(args.nb)
     if args.dataset:
+        if overrides.get("DATASET", args.dataset) != args.dataset:
+            raise SystemExit(f"--dataset {args.dataset} and DATASET={overrides['DATASET']!r} "
+                             "disagree; give one of them")
         overrides["DATASET"] = args.dataset
-    if "DATASET" in overrides and not args.nb:  # all notebooks: those that take a data set
-        import nbformat
+    import nbformat
 
-        notebooks = [p for p in notebooks
-                     if "DATASET" in notebook_parameters(nbformat.read(p, as_version=4))]
+    parsed = {path: nbformat.read(path, as_version=4) for path in notebooks}
+    if "DATASET" in overrides and not args.nb:  # all notebooks: those that take a data set
+        notebooks = [p for p in notebooks if "DATASET" in notebook_parameters(parsed[p])]
+    problems = []
+    for path in notebooks:  # every override checked before anything runs or is replaced
+        try:
+            check_overrides(path, overrides, parsed[path])
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SystemExit("Nothing was run:\n" + "\n".join(problems))
+    os.environ["NOTEBOOK_FAST"] = "1" if args.fast else "0"
+    os.environ["NOTEBOOK_STRICT"] = "1"  # a missed headline target fails the run
     metrics_dir = build_dir("metrics")
     results, failures = {}, []
     for path in notebooks:
         stem = result_stem(path, overrides)
         shown = "".join(f", {k}={v!r}" for k, v in overrides.items())
         print(f"--> {path.name} ({'fast' if args.fast else 'full'} mode{shown})", flush=True)
-        for stale in [metrics_dir / f"{stem}.json", *metrics_dir.glob(f"{stem}.*.csv")]:
-            stale.unlink(missing_ok=True)
-        start = time.perf_counter()
-        try:
-            seconds, status = execute(path, args.timeout, overrides), "ok"
-        except Exception as exc:  # report and go on with the next notebook
+        row = run_one(path, args.timeout, overrides, metrics_dir)
+        error = row.pop("error", None)
+        if error is not None:
             from nbclient.exceptions import CellExecutionError
 
-            seconds, status = time.perf_counter() - start, "FAILED"
-            failures.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            if not isinstance(exc, CellExecutionError):  # not the notebook's code: say where
-                traceback.print_exc()
-        record = read_record(metrics_dir / f"{stem}.json")
-        if record:
-            record = stamp_run(record, seconds, overrides)
-            write_json_atomic(metrics_dir / f"{stem}.json", record)
-        results[stem] = {**record, "status": status, "seconds": seconds}
-        print(f"    {status} in {seconds:.1f}s", flush=True)
+            kept = output_paths(stem)[0]
+            failures.append(f"{path.name}: {type(error).__name__}: {error}\n    this run's "
+                            f"partial copy: {output_paths(stem, failed=True)[0]}; "
+                            + (f"the last good run is kept in {kept}" if kept.exists()
+                               else "there is no earlier good run"))
+            if not isinstance(error, CellExecutionError):  # not the notebook's code: say where
+                traceback.print_exception(error)
+        results[stem] = row
+        print(f"    {row['status']} in {row['seconds']:.1f}s", flush=True)
     print("\n" + summary_table(results))
     print(f"\nExecuted notebooks: {build_dir('notebooks')}\nHTML: {build_dir('html')}")
     for failure in failures:
