@@ -1,6 +1,7 @@
+import hashlib
 import io
-import shutil
 import tarfile
+from pathlib import Path
 
 import nbformat
 import plotly.graph_objects as go
@@ -85,14 +86,108 @@ def test_a_mathjax_download_with_the_wrong_hash_is_refused_and_removed(tmp_path)
     assert not tarball.exists() and not (tmp_path / "static").exists()
 
 
-def test_mathjax_comes_from_its_package(tmp_path):
-    if shutil.which("npm") is None:
-        pytest.skip("npm is needed to fetch MathJax's package")
+def _local_mathjax(folder):
+    """A small stand-in for MathJax's npm package, laid out like it (no network needed)."""
+    members = {"package/es5/tex-chtml.js": b"window.MathJax = {};",
+               "package/es5/input/tex/extensions/physics.js": b"/* physics */",
+               "package/es5/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff": b"wOFF",
+               "package/es5/tex-svg.js": b"/* not used by the pages */",
+               "package/README.md": b"MathJax"}
+    folder.mkdir(parents=True, exist_ok=True)
+    tarball = folder / f"mathjax-{site.MATHJAX_VERSION}.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+
+def test_mathjax_copies_what_the_pages_use_from_its_package(tmp_path, monkeypatch):
+    # the real package is downloaded by the site build (make test checks its pages in
+    # Chromium); here a local copy of its layout, so that the unit test needs no network
+    monkeypatch.setattr(site, "MATHJAX_SHA256", _local_mathjax(tmp_path / "cache"))
+    monkeypatch.setattr(site.shutil, "which", lambda name: None)  # no npm: must not be needed
     site.vendor_mathjax(tmp_path / "static", tmp_path / "cache")
     mathjax = tmp_path / "static" / "mathjax"
-    assert (mathjax / "tex-chtml.js").stat().st_size > 500_000
-    assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
-    assert (mathjax / "input" / "tex" / "extensions" / "physics.js").exists()
+    copied = sorted(str(p.relative_to(mathjax)) for p in mathjax.rglob("*") if p.is_file())
+    assert copied == ["input/tex/extensions/physics.js",
+                      "output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff", "tex-chtml.js"]
+    assert (mathjax / "tex-chtml.js").read_bytes() == b"window.MathJax = {};"
+
+
+# ---------------------------------------------------------------- the output folder
+def _fake_sphinx(monkeypatch, status=0):
+    import sphinx.cmd.build
+
+    def build_main(argv):
+        out = Path(argv[-1])
+        (out / "index.html").write_text("<html>new site</html>")
+        return status
+
+    monkeypatch.setattr(sphinx.cmd.build, "build_main", build_main)
+    monkeypatch.setattr(site, "ensure_executed", lambda notebooks, executed: [])
+    monkeypatch.setattr(site, "prepare_sources", lambda *args: [])
+
+
+@pytest.mark.parametrize("where", ["repository", "build", "home", "parent of repository"])
+def test_the_site_is_never_built_into_a_folder_that_holds_other_work(where, tmp_path,
+                                                                     monkeypatch):
+    # stand-ins for the repository and the home folder, so that a regression deletes only
+    # these temporary copies, never the real ones
+    from helpers.infra import config
+
+    fake_repo, fake_home = tmp_path / "work" / "repo", tmp_path / "home" / "user"
+    for folder in (fake_repo, fake_home):
+        folder.mkdir(parents=True)
+        (folder / "keep.txt").write_text("a user's file")
+    monkeypatch.setattr(site, "REPO_ROOT", fake_repo)
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: fake_home))
+    folder = {"repository": fake_repo, "build": config.build_dir(), "home": fake_home,
+              "parent of repository": fake_repo.parent}[where]
+    _fake_sphinx(monkeypatch)
+    with pytest.raises(SystemExit, match="never built into"):
+        site.main(["--out", str(folder)])
+    assert (fake_repo / "keep.txt").exists() and (fake_home / "keep.txt").exists()
+
+
+def test_a_users_folder_is_refused_and_left_as_it_was(tmp_path, monkeypatch):
+    mine = tmp_path / "my-notes"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("a user's file")
+    _fake_sphinx(monkeypatch)
+    with pytest.raises(SystemExit, match="not made by the site builder"):
+        site.main(["--out", str(mine)])
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "a user's file"
+
+
+def test_a_site_is_rebuilt_in_its_own_folder_and_a_failed_build_keeps_the_last(tmp_path,
+                                                                                monkeypatch):
+    out = tmp_path / "public"
+    _fake_sphinx(monkeypatch)
+    site.build(out)  # a new folder
+    assert (out / "index.html").read_text() == "<html>new site</html>"
+    assert (out / site.SITE_MARKER).exists()
+    (out / "index.html").write_text("<html>last good site</html>")
+    _fake_sphinx(monkeypatch, status=1)
+    with pytest.raises(SystemExit, match="last site .* is kept"):
+        site.build(out)
+    assert (out / "index.html").read_text() == "<html>last good site</html>"
+    _fake_sphinx(monkeypatch)
+    site.build(out)  # its own folder: replaced
+    assert (out / "index.html").read_text() == "<html>new site</html>"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".public")]  # no leftovers
+
+
+def test_a_site_built_before_the_marker_existed_is_still_rebuilt(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    (out / "_static" / "mathjax").mkdir(parents=True)
+    (out / "_static" / "mathjax" / "tex-chtml.js").write_text("x")
+    (out / ".buildinfo").write_text("# Sphinx build info version 1")
+    _fake_sphinx(monkeypatch)
+    site.build(out)
+    assert (out / "index.html").read_text() == "<html>new site</html>"
 
 
 def test_only_the_notebooks_without_an_executed_copy_are_run_in_fast_mode(tmp_path,

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ MATHJAX_SHA256 = "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c
 # it loads on demand, and its fonts
 MATHJAX_FILES = ("es5/tex-chtml.js", "es5/input/tex/extensions/", "es5/output/chtml/fonts/")
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+SITE_MARKER = ".course-site"  # written into every folder the builder makes, and only there
 
 
 def course_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -186,21 +188,64 @@ def prepare_sources(executed_dir: Path, source_dir: Path, metrics_dir: Path,
     return notebooks
 
 
+def made_by_builder(folder: Path) -> bool:
+    """True for a folder this builder made: it holds the marker file, or (a site built before
+    the marker existed) Sphinx's build record with this site's MathJax copy."""
+    return (folder / SITE_MARKER).is_file() or (
+        (folder / ".buildinfo").is_file() and (folder / "_static/mathjax/tex-chtml.js").is_file())
+
+
+def check_output_folder(out_dir: Path) -> Path:
+    """Return ``out_dir`` resolved if the site may be built there: a folder that does not
+    exist, an empty one, or one this builder made (it holds the marker file). Never the
+    file-system root, a home folder, the repository, the build folder or a folder that
+    holds one of them. Anything else stops with a message, before anything is written."""
+    out = Path(out_dir).expanduser().resolve()
+    protected = {Path(out.anchor), Path.home().resolve(), REPO_ROOT.resolve(),
+                 build_dir().resolve()}
+    if out in protected or any(out in p.parents for p in protected):
+        raise SystemExit(f"--out {out_dir}: the site is never built into {out}, which holds "
+                         "other files; name a new folder such as build/site")
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out_dir}: {out} is a file; name a folder")
+    if out.is_dir() and any(out.iterdir()) and not made_by_builder(out):
+        raise SystemExit(f"--out {out_dir}: {out} is not empty and was not made by the site "
+                         "builder, so it is left alone; name a new or empty folder")
+    return out
+
+
 def build(out_dir: Path | None = None) -> Path:
-    """Build the site into ``out_dir`` (default build/site); return the path of its index."""
+    """Build the site into ``out_dir`` (default build/site); return the path of its index.
+    The site is built beside it first and swapped in only when Sphinx succeeds, so a failed
+    build keeps the last good site; see :func:`check_output_folder` for the folders it
+    accepts."""
     from sphinx.cmd.build import build_main
 
-    out_dir = Path(out_dir or build_dir("site"))
+    out_dir = check_output_folder(out_dir or build_dir("site"))
     executed_dir = build_dir("notebooks")
     ensure_executed(course_notebooks(), executed_dir)
     source_dir = build_dir("site-src")
     prepare_sources(executed_dir, source_dir, build_dir("metrics"), build_dir("vendor"))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    status = build_main(["-W", "--keep-going", "-q", "-b", "html", "-d",
-                         str(source_dir / ".doctrees"), str(source_dir), str(out_dir)])
-    if status != 0:
-        raise SystemExit(f"Sphinx failed (status {status}); the warnings above say why")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    try:
+        status = build_main(["-W", "--keep-going", "-q", "-b", "html", "-d",
+                             str(source_dir / ".doctrees"), str(source_dir), str(fresh)])
+        if status != 0:
+            raise SystemExit(f"Sphinx failed (status {status}); the warnings above say why; "
+                             f"the last site in {out_dir} is kept")
+        (fresh / SITE_MARKER).write_text("Made by helpers.infra.site; rebuilt in place.\n")
+        fresh.chmod(0o755)
+        if out_dir.exists():  # ours (checked above): swap the new one in, then remove it
+            old = out_dir.with_name(f".{out_dir.name}.old-{fresh.name.rsplit('-', 1)[-1]}")
+            out_dir.rename(old)
+            fresh.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            fresh.rename(out_dir)
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh)
     return out_dir / "index.html"
 
 
