@@ -3,11 +3,13 @@ training curves, and the Plotly renderer that keeps figures in executed notebook
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import norm
 
-from helpers.infra.checks import as_finite_array, check_positive_int
+from helpers.infra.checks import as_finite_array, check_positive, check_positive_int, check_range
 
 SPACINGS = ("linear", "inverse_cdf")
 
@@ -16,7 +18,11 @@ def mosaic(images, ncols: int | None = None) -> np.ndarray:
     """Tile images (n, h, w) or (n, h, w, 1) into one (rows * h, ncols * w) array, row by row:
     image i lands in row i // ncols, column i % ncols; tiles left over in the last row are
     zero. ``ncols`` defaults to a square layout, for which n must be a perfect square."""
-    images = np.asarray(images)
+    try:
+        images = np.asarray(images)
+    except ValueError:
+        raise ValueError("images must be images of one size, stacked as (n, h, w); got a "
+                         "sequence of differently shaped arrays") from None
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3 or len(images) == 0:
@@ -39,13 +45,21 @@ def image_grid(images, ncols: int = 10, image_shape=None, titles=None, cmap="gra
     """Show images (n, h, w) or flat (n, h*w) with ``image_shape`` in a grid; return the figure."""
     images = as_finite_array(images, "images")
     if image_shape is not None:
-        images = images.reshape(len(images), *image_shape)
+        shape = tuple(image_shape)
+        if images.ndim < 1 or math.prod(shape) * len(images) != images.size:
+            raise ValueError(f"image_shape {shape} does not fit images of shape {images.shape}: "
+                             "each image must hold prod(image_shape) values")
+        images = images.reshape(len(images), *shape)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3:
         raise ValueError(f"images must have shape (n, h, w) or come with image_shape, "
                          f"got {images.shape}")
     ncols = min(check_positive_int(ncols, "ncols"), len(images))
+    scale = check_positive(scale, "scale")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"titles must hold one title per image ({len(images)}), "
+                         f"got {len(titles)}")
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows),
                              squeeze=False)
@@ -66,8 +80,17 @@ def latent_scatter(z, labels=None, ax=None, dims=(0, 1), cmap="tab10", s=4, alph
     """Scatter two latent coordinates, coloured by ``labels``; return the axes. A
     one-dimensional latent is drawn against the labels (or on one line without them)."""
     z = as_finite_array(z, "z", ndim=2)
+    if labels is not None and len(labels) != len(z):
+        raise ValueError(f"labels must hold one value per row of z ({len(z)}), "
+                         f"got {len(labels)}")
+    dims = tuple(dims)
+    if z.shape[1] > 1 and (len(dims) != 2 or dims[0] == dims[1]
+                           or not all(0 <= d < z.shape[1] for d in dims)):
+        raise ValueError(f"dims must be two different column indices of z, in 0..{z.shape[1] - 1},"
+                         f" got {dims}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5))
+    cmap = None if labels is None else cmap  # without colours a colormap is only a warning
     if z.shape[1] == 1:
         y = np.zeros(len(z)) if labels is None else np.asarray(labels, dtype=float)
         jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(z))  # only spreads the dots
@@ -75,8 +98,6 @@ def latent_scatter(z, labels=None, ax=None, dims=(0, 1), cmap="tab10", s=4, alph
         ax.set_xlabel("$z_1$")
         ax.set_ylabel(label_name if labels is not None else "")
         return ax
-    if max(dims) >= z.shape[1]:
-        raise ValueError(f"dims {dims} out of range for z with {z.shape[1]} columns")
     points = ax.scatter(z[:, dims[0]], z[:, dims[1]], c=labels, cmap=cmap, s=s, alpha=alpha)
     if labels is not None:
         bar = ax.figure.colorbar(points, ax=ax)
@@ -93,9 +114,9 @@ def latent_grid(n: int, spacing: str = "inverse_cdf", quantiles=(0.05, 0.95),
     holds equal prior mass."""
     n = check_positive_int(n, "n")
     if spacing == "linear":
-        return np.linspace(*limits, n)
+        return np.linspace(*check_range(limits, "limits"), n)
     if spacing == "inverse_cdf":
-        lo, hi = quantiles
+        lo, hi = check_range(quantiles, "quantiles")
         if not 0.0 < lo < hi < 1.0:
             raise ValueError(f"quantiles must satisfy 0 < lo < hi < 1, got {quantiles}")
         return norm.ppf(np.linspace(lo, hi, n))
@@ -126,7 +147,11 @@ def latent_manifold(decode, n: int = 15, spacing: str = "inverse_cdf", image_sha
     else:
         z[:, 0] = coords
     h, w = image_shape
-    picture = mosaic(np.asarray(decode(z)).reshape(rows * n, h, w), ncols=n)
+    decoded = np.asarray(decode(z))
+    if decoded.size != rows * n * h * w:
+        raise ValueError(f"decode returned an array of shape {decoded.shape} for {rows * n} "
+                         f"latent points, which does not fit image_shape {tuple(image_shape)}")
+    picture = mosaic(decoded.reshape(rows * n, h, w), ncols=n)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 8 * rows / n))
     names = [f"$z_{d + 1}$" for d in dims]
@@ -151,7 +176,12 @@ def latent_manifold(decode, n: int = 15, spacing: str = "inverse_cdf", image_sha
 def plot_history(history, keys=None, logy=False):
     """One panel per training metric (train and, where present, validation); return figure."""
     history = getattr(history, "history", history)
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be a list of metric names, got the string {keys!r}; "
+                        f"use keys=[{keys!r}]")
     keys = keys or [k for k in history if not k.startswith("val_")]
+    if not keys:
+        raise ValueError(f"history has no metrics to plot (keys: {sorted(history)})")
     missing = [k for k in keys if k not in history]
     if missing:
         raise ValueError(f"keys {missing} not in history (has {sorted(history)})")

@@ -5,7 +5,14 @@ import pytest
 
 from helpers.data import galaxies, heatmaps, mnist
 from helpers.evaluation import likelihood, partition
-from helpers.infra.checks import check_finite, check_seed
+from helpers.infra.checks import (
+    as_finite_array,
+    check_broadcastable,
+    check_finite,
+    check_range,
+    check_same_length,
+    check_seed,
+)
 from helpers.models import rbm as rbm_lib
 
 
@@ -39,3 +46,35 @@ def test_check_finite():
 def test_helpers_name_the_bad_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_check_range():
+    assert check_range((-3, 3.5), "limits") == (-3.0, 3.5)
+    assert check_range(np.array([0.1, 0.9]), "quantiles") == (0.1, 0.9)
+    with pytest.raises(TypeError, match="limits must be a pair"):
+        check_range(3.0, "limits")
+    with pytest.raises(TypeError, match="limits must be a pair"):
+        check_range("ab", "limits")
+    for bad, match in (((1.0,), "a pair"), ((0.0, float("nan")), "a finite number"),
+                       ((2.0, 1.0), "low < high"), ((1.0, 1.0), "low < high")):
+        with pytest.raises(ValueError, match="limits must be .*" + match):
+            check_range(bad, "limits")
+
+
+def test_check_same_length():
+    assert check_same_length({"a": np.zeros(3), "b": np.float64(1.0), "c": [1, 2, 3]}) == 3
+    assert check_same_length({"a": np.float64(1.0)}) == 1
+    with pytest.raises(ValueError, match="a, b and c must have the same length, got 3, scalar, 2"):
+        check_same_length({"a": np.zeros(3), "b": np.float64(1.0), "c": [1, 2]})
+
+
+def test_a_ragged_list_is_named():
+    # used to be NumPy's "setting an array element with a sequence" without the argument
+    with pytest.raises(ValueError, match="points must be a rectangular array"):
+        as_finite_array([[0.0, 0.0], [1.0]], "points")
+
+
+def test_check_broadcastable():
+    assert check_broadcastable({"a": np.zeros((3, 1)), "b": np.zeros(4), "c": 1.0}) == (3, 4)
+    with pytest.raises(ValueError, match=r"a and b must broadcast .*got shapes \(3,\), \(2,\)"):
+        check_broadcastable({"a": np.zeros(3), "b": [1, 2]})

@@ -101,3 +101,59 @@ def test_population_is_reproducible():
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_stellar_masses_beyond_the_relation_raise_naming_the_supported_range():
+    # the inverse Moster relation is tabulated for log M_halo in [9, 17]; the stellar masses
+    # it reaches are moster_stellar_mass(9) and (17), by hand (N = 0.0351, beta = 1.376,
+    # gamma = 0.608, log M1 = 11.59): 9 + log10(2N / (10^(2.59 beta) + 10^(-2.59 gamma)))
+    lo = 9 + math.log10(2 * 0.0351 / (10 ** (2.59 * 1.376) + 10 ** (-2.59 * 0.608)))
+    hi = 17 + math.log10(2 * 0.0351 / (10 ** (-5.41 * 1.376) + 10 ** (5.41 * 0.608)))
+    assert (lo, hi) == (pytest.approx(4.2825, abs=1e-4), pytest.approx(12.5571, abs=1e-4))
+    # halo masses used to be clamped at 10^17 without a word; the range is rounded inwards
+    with pytest.raises(ValueError, match=r"log_mstar_range.*\[4\.29, 12\.55\].*\(13\.5, 14"):
+        galaxies.sample_galaxies(10, log_mstar_range=(13.5, 14))
+    with pytest.raises(ValueError, match=r"log_mstar_range.*\[4\.29, 12\.55\]"):
+        galaxies.sample_galaxies(10, log_mstar_range=(3.0, 10.0))
+    with pytest.raises(ValueError, match="log_mstar_range"):
+        galaxies.sample_galaxies(10, log_mstar_range=(12.0, 12.56))
+    p = galaxies.sample_galaxies(200, seed=0, log_mstar_range=(4.29, 12.55))  # the edges: fine
+    assert 4.29 <= p["log_mstar"].min() and p["log_mstar"].max() <= 12.55
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: galaxies.sample_galaxies(10, log_mstar_range=10.0), TypeError, "log_mstar_range"),
+    (lambda: galaxies.sample_galaxies(10, log_mstar_range=(9.0, 10.0, 11.0)), ValueError,
+     "log_mstar_range"),
+    (lambda: galaxies.sample_galaxies(10, log_mstar_range=(np.nan, 10.0)), ValueError,
+     "log_mstar_range"),
+    (lambda: galaxies.sample_galaxies(10, seed=-1), ValueError, "seed must be >= 0"),
+    (lambda: galaxies.rotation_curves([1e10, 1e11], [1e12] * 3, [2.0, 2.0], [10.0, 10.0]),
+     ValueError, r"mstar, mhalo, rd and c must have the same length, got 2, 3, 2, 2"),
+    (lambda: galaxies.rotation_curves(1e10, 1e12, 2.0, 10.0, radii=np.ones((2, 3))),
+     ValueError, "radii must have 1 dimensions"),
+    (lambda: galaxies.rotation_curves(np.full((2, 2), 1e10), 1e12, 2.0, 10.0), ValueError,
+     "mstar must have 0 or 1 dimensions"),
+    (lambda: galaxies.moster_stellar_mass(np.nan), ValueError, "log_mhalo contains NaN"),
+    (lambda: galaxies.moster_stellar_mass("12"), TypeError, "log_mhalo must be numeric"),
+    (lambda: galaxies.curves_from_parameters(np.zeros((3, 4))), TypeError, "params must be"),
+])
+def test_more_bad_inputs(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_scalar_parameters_broadcast_against_arrays():
+    # a scalar is one value for every galaxy, as before
+    curves = galaxies.rotation_curves([1e10, 1e11], 1e12, 2.0, [10.0, 7.0])
+    expected = np.sqrt(galaxies.disc_velocity(galaxies.RADII, 1e11, 2.0) ** 2
+                       + galaxies.nfw_velocity(galaxies.RADII, 1e12, 7.0) ** 2)
+    np.testing.assert_allclose(curves[1], expected, rtol=1e-12)
+
+
+def test_velocities_name_arguments_that_do_not_broadcast():
+    with pytest.raises(ValueError, match=r"radius, mass and scale_length must broadcast.*"
+                                         r"\(3,\), \(2,\), \(\)"):
+        galaxies.disc_velocity([1.0, 2.0, 3.0], [1e10, 2e10], 2.0)
+    with pytest.raises(ValueError, match=r"radius, halo_mass and concentration must broadcast"):
+        galaxies.nfw_velocity([1.0, 2.0, 3.0], 1e12, [5.0, 10.0])

@@ -220,3 +220,29 @@ def test_tiny_variances_give_a_point_or_a_clear_error_never_nan():
     assert np.all(np.isfinite(images)) and images.max() == 1.0
     with pytest.raises(ValueError, match="too small"):
         heatmaps.normal_heatmaps(1e-320, 1e-320, 0.5)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: heatmaps.heavy_tail_rule(1.0, 1.0, seed=-1), "seed must be >= 0"),
+    (lambda: heatmaps.load_t_heatmaps(df_seed=-1), "df_seed must be >= 0"),
+    (lambda: heatmaps.load_t_heatmaps(seed=-1), "seed must be >= 0"),
+    (lambda: heatmaps.grid_points(5, start="a"), "start must be a finite number"),
+    (lambda: heatmaps.grid_points(5, step=float("nan")), "step must be"),
+    (lambda: heatmaps.normal_heatmaps([1.0, 2.0, 3.0], [1.0, 2.0], 0.0),
+     r"var_x, var_y and rho must broadcast .*got shapes \(3,\), \(2,\), \(1,\)"),
+    (lambda: heatmaps.load_heatmaps(test_fraction="a"), "test_fraction must be"),
+    (lambda: heatmaps.image_moments(np.ones(36)), "images must have 3 or 4 dimensions"),
+    (lambda: heatmaps.image_moments(np.ones((2, 36, 18, 2))), r"images must be \(n, 36, 36\)"),
+])
+def test_more_bad_input_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_image_moments_accept_a_channel_axis():
+    # one pixel of weight at (x, y) = (grid[0], grid[1]): var_x = x^2, var_y = y^2, rho = 1
+    grid = heatmaps.grid_points()
+    image = np.zeros((1, 36, 36, 1))
+    image[0, 0, 1, 0] = 1.0
+    np.testing.assert_allclose(heatmaps.image_moments(image),
+                               [[grid[0] ** 2, grid[1] ** 2, 1.0]], rtol=1e-12)

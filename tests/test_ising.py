@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -258,3 +259,96 @@ def test_energy_deviations_check_their_arguments():
         ising.energy_deviations(np.zeros((2, 3)), [-1.0, -1.0], L=4)
     with pytest.raises(ValueError, match="exact"):
         ising.energy_deviations(np.zeros((2, 3, 4)), [-1.0], L=4)
+
+
+# ---------------------------------------------------------------- bad input found in review
+def test_energy_deviations_need_two_chains_per_temperature():
+    # one chain has no spread of chain means: its standard error is undefined, not 0
+    with pytest.raises(ValueError, match="chain_energies.*at least 2 chains"):
+        ising.energy_deviations(np.full((1, 1, 5), -1.0), [-1.2], L=4)
+
+
+def test_energy_deviations_reject_energies_outside_the_physical_range():
+    # the energy per spin of the 2-D Ising model lies in [-2, 2] (all bonds aligned / broken)
+    with pytest.raises(ValueError, match=r"chain_energies.*\[-2, 2\].*5"):
+        ising.energy_deviations(np.full((1, 2, 5), 5.0), [-1.2], L=4)
+    with pytest.raises(ValueError, match=r"exact.*\[-2, 2\]"):
+        ising.energy_deviations(np.full((1, 2, 5), -1.0), [-3.0], L=4)
+    # the bounds themselves are energies: all-up (-2) and the checkerboard (+2)
+    z = ising.energy_deviations(np.array([[[-2.0, 2.0], [2.0, -2.0]]]), [0.0], L=2)
+    assert z[0] == 0.0
+
+
+def test_magnetization_refuses_bits():
+    with pytest.raises(ValueError, match="-1 and \\+1"):
+        ising.magnetization(np.ones((4, 4), dtype=np.int8) * np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="spins must have shape"):
+        ising.magnetization(np.ones((4, 3)))
+    assert ising.magnetization(np.array([[1, -1], [-1, -1]])) == -0.5  # by hand
+
+
+def test_ising_chains_take_one_temperature():
+    # several temperatures used to be cut to the first, silently: one set of chains per T
+    with pytest.raises(ValueError, match="temperature must be a single number"):
+        ising.IsingChains(4, [1.0, 2.0], 2)
+    with pytest.raises(ValueError, match="temperature must be a single number"):
+        ising.measure_decorrelation(4, [1.0, 2.0])
+    assert ising.IsingChains(4, 2.5, 2).temperature == 2.5
+    assert ising.IsingChains(4, [2.5], 2).temperature == 2.5
+
+
+def ar1(rho, n, chains, seed):
+    """AR(1) chains started in equilibrium: x_0 ~ N(0, 1 / (1 - rho^2))."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((chains, n))
+    x[:, 0] = rng.normal(size=chains) / math.sqrt(1 - rho**2)
+    noise = rng.normal(size=(chains, n))
+    for t in range(1, n):
+        x[:, t] = rho * x[:, t - 1] + noise[:, t]
+    return x
+
+
+def test_integrated_time_warns_when_the_series_is_too_short():
+    # tau_int = 1/2 + sum_t rho^t = (1 + rho) / (2 (1 - rho)) = 999.5 for rho = 0.999:
+    # 1,000 steps are one tau, where the automatic window cannot converge
+    x = ar1(0.999, 1000, 1, seed=0)[0]
+    with pytest.warns(UserWarning, match=r"integrated_autocorr_time.*1000 steps.*50 tau"):
+        tau = ising.integrated_autocorr_time(x)
+    assert tau < 999.5 / 2  # a gross underestimate, which is why it warns
+
+
+def test_integrated_time_of_a_long_series_is_the_closed_form_without_a_warning():
+    rho = 0.9  # tau = 1.9 / 0.2 = 9.5; 8 chains of 20,000 steps = 2,000 tau each
+    x = ar1(rho, 20_000, 8, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau = ising.integrated_autocorr_time(x)
+    assert tau == pytest.approx((1 + rho) / (2 * (1 - rho)), rel=0.05)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ising.IsingChains(4, 2.0, 2, stream=-1), "stream must be >= 0"),
+    (lambda: ising.IsingChains(4, 2.0, 2, stream=1.5), "stream must be an integer"),
+    (lambda: ising.measure_decorrelation(4, 2.0, stream=-3), "stream must be >= 0"),
+    (lambda: ising.measure_decorrelation(4, 2.0, seed=-1), "seed must be >= 0"),
+    (lambda: ising.integrated_autocorr_time(np.arange(10.0), c=-1.0), "c must be"),
+    (lambda: ising.integrated_autocorr_time(np.arange(10.0), c=float("nan")), "c must be"),
+    (lambda: ising.measure_decorrelation(4, 2.0, n_steps=2), "n_steps must be >= 4"),
+])
+def test_more_bad_input_is_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_a_corrupt_pickle_names_the_file(tmp_path):
+    path = tmp_path / ising.ORIGINAL_FILE
+    path.write_bytes(b"this is not a pickle")
+    with pytest.raises(ValueError, match=ising.ORIGINAL_FILE.replace(".", r"\.")):
+        ising.read_ising_pickle(path)
+
+
+def test_observables_refuse_an_empty_lattice():
+    # a 0 x 0 lattice used to give NaN energies (0 / 0) and NaN magnetizations
+    for observable in (ising.energy_per_spin, ising.magnetization):
+        with pytest.raises(ValueError, match="spins must have shape"):
+            observable(np.ones((3, 0, 0), dtype=np.int8))

@@ -191,3 +191,79 @@ def test_the_real_fashion_mnist_files(no_network):
     assert data.x_train.dtype == np.uint8 and data.x_train.max() == 255
     # the published split: exactly 6,000 training and 1,000 test images per class
     assert np.all(np.bincount(data.y_train) == 6000) and np.all(np.bincount(data.y_test) == 1000)
+
+
+def _fashion_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "fashion"
+    arrays = _write_idx(folder, np.random.default_rng(1), n_train=10, n_test=4)
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(folder))
+    return folder, arrays
+
+
+def _write_gz(path, payload):
+    import gzip
+
+    with gzip.open(path, "wb") as fh:
+        fh.write(payload)
+
+
+def test_fashion_mnist_with_mismatched_counts_names_the_files(no_network, monkeypatch, tmp_path):
+    folder, _ = _fashion_folder(tmp_path, monkeypatch)
+    labels = np.zeros(7, np.uint8)  # 10 training images, 7 labels
+    _write_gz(folder / "train-labels-idx1-ubyte.gz",
+              (2049).to_bytes(4, "big") + (7).to_bytes(4, "big") + labels.tobytes())
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz holds 10 images.*"
+                                         r"train-labels-idx1-ubyte\.gz holds 7 labels"):
+        mnist.load_fashion_mnist()
+
+
+def test_a_corrupt_fashion_mnist_gz_names_the_file(no_network, monkeypatch, tmp_path):
+    folder, _ = _fashion_folder(tmp_path, monkeypatch)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzipped at all")
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz is not a readable gzip"):
+        mnist.load_fashion_mnist()
+
+
+def test_fashion_mnist_images_must_be_28_by_28(no_network, monkeypatch, tmp_path):
+    # one 56 x 14 image has 784 pixels, like one 28 x 28 image: it used to load scrambled
+    folder, _ = _fashion_folder(tmp_path, monkeypatch)
+    header = b"".join(v.to_bytes(4, "big") for v in (2051, 1, 56, 14))
+    _write_gz(folder / "t10k-images-idx3-ubyte.gz", header + bytes(784))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz holds 56 x 14 images"):
+        mnist.load_fashion_mnist()
+
+
+def test_fashion_mnist_labels_must_be_classes_0_to_9(no_network, monkeypatch, tmp_path):
+    folder, _ = _fashion_folder(tmp_path, monkeypatch)
+    labels = np.array([0, 1, 12, 3], np.uint8)
+    _write_gz(folder / "t10k-labels-idx1-ubyte.gz",
+              (2049).to_bytes(4, "big") + (4).to_bytes(4, "big") + labels.tobytes())
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz holds labels up to 12"):
+        mnist.load_fashion_mnist()
+
+
+def test_dynamic_binarization_refuses_a_batch_past_the_end():
+    ds = mnist.DynamicBinarization(np.full((10, 6), 0.5, dtype=np.float32), batch_size=4)
+    assert ds[2].shape == (2, 6)
+    with pytest.raises(IndexError, match="index must be in 0..2"):
+        ds[3]  # used to be an empty batch
+    with pytest.raises(IndexError, match="index"):
+        ds[-1]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: mnist.binarize(np.zeros((2, 3)), seed=-1), "seed must be >= 0"),
+    (lambda: mnist.DynamicBinarization(np.zeros((2, 3)), seed=-2), "seed must be >= 0"),
+    (lambda: mnist.DynamicBinarization(np.zeros((2, 3)), shuffle="no"), "shuffle"),
+])
+def test_negative_seeds_and_non_boolean_flags_are_named(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_a_truncated_fashion_mnist_gz_names_the_file(no_network, monkeypatch, tmp_path):
+    folder, _ = _fashion_folder(tmp_path, monkeypatch)
+    path = folder / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-12])  # cut inside the deflate stream or the trailer
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz is not a readable gzip"):
+        mnist.load_fashion_mnist()

@@ -180,3 +180,51 @@ def test_latent_explorer_steps_move_the_marker_and_show_each_image():
 def test_latent_explorer_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         plotting.latent_explorer(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"spacing": "linear", "limits": (np.nan, 1.0)}, "limits must be a finite number"),
+    ({"spacing": "linear", "limits": (-1.0, np.inf)}, "limits must be a finite number"),
+    ({"spacing": "linear", "limits": (1.0, -1.0)}, "limits must be .* low < high"),
+    ({"spacing": "linear", "limits": (-1.0, 0.0, 1.0)}, "limits must be a pair"),
+    ({"quantiles": (0.1, 0.5, 0.9)}, "quantiles must be a pair"),
+    ({"quantiles": (0.1, np.nan)}, "quantiles must be a finite number"),
+])
+def test_latent_grid_rejects_bad_limits_and_quantiles(kwargs, match):
+    # limits=(nan, 1) used to return [nan, nan, 1]; (1, -1) a grid running backwards
+    with pytest.raises(ValueError, match=match):
+        plotting.latent_grid(**{"n": 3, **kwargs})
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: plotting.image_grid(np.zeros((7, 16)), image_shape=(4, 5)), ValueError,
+     r"image_shape \(4, 5\) does not fit images of shape \(7, 16\)"),
+    (lambda: plotting.image_grid(np.zeros((3, 4, 4)), titles=["a"]), ValueError,
+     "titles must hold one title per image"),
+    (lambda: plotting.image_grid(np.zeros((3, 4, 4)), scale=-1), ValueError, "scale must be"),
+    (lambda: plotting.latent_scatter(np.zeros((5, 2)), labels=[1, 2]), ValueError,
+     r"labels must hold one value per row of z \(5\), got 2"),
+    (lambda: plotting.latent_scatter(np.zeros((5, 3)), dims=(0, -1)), ValueError, "dims"),
+    (lambda: plotting.latent_scatter(np.zeros((5, 3)), dims=(1, 1)), ValueError, "dims"),
+    (lambda: plotting.plot_history({}), ValueError, "history has no metrics"),
+    (lambda: plotting.plot_history({"loss": [1, 2]}, keys="loss"), TypeError,
+     "keys must be a list"),
+    (lambda: plotting.latent_manifold(lambda z: np.zeros((len(z), 5)), n=3, image_shape=(2, 2)),
+     ValueError, r"decode returned .*\(9, 5\).*image_shape \(2, 2\)"),
+])
+def test_plots_name_their_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_latent_scatter_labels_its_axes_by_the_coordinates_drawn():
+    z = np.arange(15.0).reshape(5, 3)
+    ax = plotting.latent_scatter(z, dims=(2, 0))
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), z[:, [2, 0]])
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("$z_3$", "$z_1$")
+
+
+def test_mosaic_names_images_of_different_sizes():
+    # used to be NumPy's "inhomogeneous shape" message, which does not say which argument
+    with pytest.raises(ValueError, match="images must be"):
+        plotting.mosaic([np.zeros((2, 2)), np.zeros((3, 3))], ncols=2)

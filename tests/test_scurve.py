@@ -67,3 +67,12 @@ def test_chamfer_rejects_mismatched_or_bad_sets():
         distances.chamfer_distance(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="NaN"):
         distances.chamfer_distance([[np.nan, 0.0]], [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("kwargs, match", [({"seed": -1}, "seed must be >= 0"),
+                                           ({"seed": 1.5}, "seed must be an integer"),
+                                           ({"noise": "a"}, "noise must be"),
+                                           ({"noise": None}, "noise must be")])
+def test_bad_seed_and_noise_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        scurve.s_curve(**kwargs)

@@ -8,13 +8,18 @@ Halo masses and concentrations are for an overdensity of 200 times the critical 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import i0e, i1e, k0e, k1e
 
 from helpers.infra.checks import (
     as_finite_array,
+    check_broadcastable,
     check_positive_array,
     check_positive_int,
+    check_range,
+    check_same_length,
     check_seed,
 )
 
@@ -32,13 +37,17 @@ SHEN03 = dict(alpha=0.14, beta=0.39, gamma_kpc=0.10, m0=3.98e10, sigma1=0.47, si
 # Dutton & Maccio 2014 (MNRAS 441, 3359), NFW c200 at z = 0: log c = a + b log(M h / 1e12)
 DUTTON14 = dict(a=0.905, b=-0.101, scatter_dex=0.11)
 HALF_MASS_TO_SCALE = 1.678  # R_50 = 1.678 R_d for an exponential disc
+# the inverse Moster relation is tabulated on this halo-mass grid (it is monotonic there)
+LOG_MHALO_GRID = np.linspace(9.0, 17.0, 4001)
 
 
 def disc_velocity(radius, mass, scale_length) -> np.ndarray:
     """Circular velocity (km/s) of a razor-thin exponential disc (Freeman 1970):
     v^2 = 2 G M / R_d * y^2 [I0(y) K0(y) - I1(y) K1(y)], y = R / (2 R_d). Broadcasts."""
     radius = check_positive_array(radius, "radius")
-    mass, scale_length = check_positive_array(mass, "mass"), check_positive_array(scale_length, "scale_length")
+    mass = check_positive_array(mass, "mass")
+    scale_length = check_positive_array(scale_length, "scale_length")
+    check_broadcastable({"radius": radius, "mass": mass, "scale_length": scale_length})
     y = radius / (2.0 * scale_length)
     # exponentially scaled Bessel functions: the e^y and e^-y factors cancel exactly
     bessel = i0e(y) * k0e(y) - i1e(y) * k1e(y)
@@ -64,7 +73,9 @@ def nfw_velocity(radius, halo_mass, concentration) -> np.ndarray:
     """Circular velocity (km/s) of an NFW halo:
     v^2 = V200^2 (R200 / R) f(c R / R200) / f(c), f(x) = ln(1 + x) - x / (1 + x)."""
     radius = check_positive_array(radius, "radius")
+    halo_mass = check_positive_array(halo_mass, "halo_mass")
     concentration = check_positive_array(concentration, "concentration")
+    check_broadcastable({"radius": radius, "halo_mass": halo_mass, "concentration": concentration})
     r200, v200 = virial_radius(halo_mass), virial_velocity(halo_mass)
     x = concentration * radius / r200
     return np.sqrt(v200**2 * (r200 / radius) * _nfw_mass_shape(x)
@@ -73,18 +84,20 @@ def nfw_velocity(radius, halo_mass, concentration) -> np.ndarray:
 
 def rotation_curves(mstar, mhalo, rd, c, radii=RADII) -> np.ndarray:
     """Curves (n, len(radii)) of v_c = sqrt(v_disc^2 + v_halo^2), one row per galaxy."""
-    radii = check_positive_array(radii, "radii")[None, :]
-    columns = [np.atleast_1d(check_positive_array(v, n))[:, None] for v, n in
-               ((mstar, "mstar"), (mhalo, "mhalo"), (rd, "rd"), (c, "c"))]
-    mstar, mhalo, rd, c = columns
+    radii = check_positive_array(radii, "radii", ndim=1)[None, :]
+    values = {n: check_positive_array(v, n, ndim=(0, 1)) for v, n in
+              ((mstar, "mstar"), (mhalo, "mhalo"), (rd, "rd"), (c, "c"))}
+    check_same_length(values)
+    mstar, mhalo, rd, c = (np.atleast_1d(v)[:, None] for v in values.values())
     return np.sqrt(disc_velocity(radii, mstar, rd) ** 2 + nfw_velocity(radii, mhalo, c) ** 2)
 
 
 def moster_stellar_mass(log_mhalo) -> np.ndarray:
     """Mean log stellar mass at a given log halo mass (Moster et al. 2013, z = 0)."""
     p = MOSTER13
-    ratio = 10.0 ** (np.asarray(log_mhalo, dtype=np.float64) - p["log_m1"])
-    return np.asarray(log_mhalo) + np.log10(2 * p["n"] / (ratio ** -p["beta"]
+    log_mhalo = as_finite_array(log_mhalo, "log_mhalo", dtype=np.float64)
+    ratio = 10.0 ** (log_mhalo - p["log_m1"])
+    return log_mhalo + np.log10(2 * p["n"] / (ratio ** -p["beta"]
                                                           + ratio ** p["gamma"]))
 
 
@@ -93,17 +106,21 @@ def sample_galaxies(n: int = 2000, seed: int | None = 0,
     """Draw ``n`` galaxies: log M* uniform in ``log_mstar_range``; halo mass from the inverse
     Moster relation with its 0.15 dex scatter in M* carried to M_halo through the relation's
     local slope; disc scale length from Shen et al. 2003 with its log-normal scatter;
-    concentration from Dutton & Maccio 2014 with 0.11 dex scatter. Returns log10 values."""
+    concentration from Dutton & Maccio 2014 with 0.11 dex scatter. Returns log10 values.
+    ``log_mstar_range`` must lie within [4.29, 12.55]: the stellar masses of halo masses
+    10^9 to 10^17, where the relation is inverted, rounded inwards."""
     n = check_positive_int(n, "n")
-    lo, hi = log_mstar_range
-    if not lo < hi:
-        raise ValueError(f"log_mstar_range must be (low, high) with low < high, got "
-                         f"{log_mstar_range}")
+    lo, hi = check_range(log_mstar_range, "log_mstar_range")
+    grid = LOG_MHALO_GRID  # the relation is monotonic: invert by interpolation
+    log_ms_grid = moster_stellar_mass(grid)
+    supported = (math.ceil(100 * log_ms_grid[0]) / 100, math.floor(100 * log_ms_grid[-1]) / 100)
+    if lo < supported[0] or hi > supported[1]:
+        raise ValueError(f"log_mstar_range must lie in [{supported[0]:.2f}, {supported[1]:.2f}], "
+                         f"the stellar masses of halos of 10^{grid[0]:.0f} to 10^{grid[-1]:.0f} "
+                         f"Msun under the Moster relation, got {tuple(log_mstar_range)!r}")
     rng = np.random.default_rng(check_seed(seed))
     log_mstar = rng.uniform(lo, hi, n)
 
-    grid = np.linspace(9.0, 17.0, 4001)  # the relation is monotonic: invert by interpolation
-    log_ms_grid = moster_stellar_mass(grid)
     mean_mhalo = np.interp(log_mstar, log_ms_grid, grid)
     slope = np.interp(mean_mhalo, grid, np.gradient(log_ms_grid, grid))
     log_mhalo = mean_mhalo + rng.normal(0.0, MOSTER13["scatter_dex"] / slope)
@@ -122,6 +139,9 @@ def sample_galaxies(n: int = 2000, seed: int | None = 0,
 
 def curves_from_parameters(params: dict[str, np.ndarray], radii=RADII) -> np.ndarray:
     """Rotation curves for a dict of log10 parameters as returned by ``sample_galaxies``."""
+    if not hasattr(params, "keys"):
+        raise TypeError(f"params must be a dict of log10 values {PARAMETERS}, got "
+                        f"{type(params).__name__}")
     missing = [k for k in PARAMETERS if k not in params]
     if missing:
         raise ValueError(f"params is missing {missing}")

@@ -9,17 +9,17 @@ columns follow y. So swapping the two variances transposes the image.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
-import keras
 import numpy as np
-from keras import layers
 from scipy.special import gammaln
 from sklearn.model_selection import train_test_split
 
 from helpers.infra.checks import (
     as_finite_array,
+    check_broadcastable,
+    check_finite,
+    check_positive,
     check_positive_array,
     check_positive_int,
     check_seed,
@@ -48,8 +48,7 @@ def grid_points(size: int = GRID_SIZE, start: float = GRID_START,
                 step: float = GRID_STEP) -> np.ndarray:
     """``size`` evenly spaced coordinates ``start + step * k`` (default -3, -2.83, ..., 2.95)."""
     size = check_positive_int(size, "size", minimum=2)
-    if not (math.isfinite(start) and math.isfinite(step) and step > 0):
-        raise ValueError(f"start must be finite and step finite and > 0, got {start}, {step}")
+    start, step = check_finite(start, "start"), check_positive(step, "step")
     return start + step * np.arange(size)
 
 
@@ -65,7 +64,9 @@ def _check_parameters(var_x, var_y, rho, df=None):
               as_finite_array(rho, "rho", ndim=(0, 1), dtype=np.float64)]
     if df is not None:
         arrays.append(check_positive_array(df, "df", ndim=(0, 1)))
-    arrays = np.broadcast_arrays(*[np.atleast_1d(a) for a in arrays])
+    arrays = [np.atleast_1d(a) for a in arrays]
+    check_broadcastable(dict(zip(T_LABELS, arrays, strict=False)))
+    arrays = np.broadcast_arrays(*arrays)
     if np.any(np.abs(arrays[2]) >= 1):
         raise ValueError(f"rho must lie strictly between -1 and 1, got values up to "
                          f"|rho| = {np.abs(arrays[2]).max():.4g}")
@@ -144,7 +145,7 @@ def heavy_tail_rule(var_x, var_y, seed=0) -> np.ndarray:
     """The study's stochastic rule for the t extension: df = 2 where
     (var_x + var_y)^2 - u > 20 with u ~ U(0, 10), else df = 200."""
     var_x, var_y, _ = _check_parameters(var_x, var_y, 0.0)
-    u = np.random.default_rng(seed).uniform(0.0, 10.0, var_x.shape)
+    u = np.random.default_rng(check_seed(seed)).uniform(0.0, 10.0, var_x.shape)
     return np.where((var_x + var_y) ** 2 - u > 20.0, HEAVY_DF, LIGHT_DF)
 
 
@@ -154,9 +155,14 @@ def heavy_tail_probability(var_x, var_y) -> np.ndarray:
     return np.clip(((var_x + var_y) ** 2 - 20.0) / 10.0, 0.0, 1.0)
 
 
-def _split(images, labels, columns, test_fraction, seed):
-    if not 0.0 < float(test_fraction) < 1.0:
+def _check_test_fraction(test_fraction) -> float:
+    fraction = check_finite(test_fraction, "test_fraction")
+    if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    return fraction
+
+
+def _split(images, labels, columns, test_fraction, seed):
     x_train, x_test, y_train, y_test = train_test_split(
         images[..., None], labels, test_size=test_fraction, random_state=seed)
     return HeatmapData(x_train, x_test, y_train, y_test, columns)
@@ -164,6 +170,7 @@ def _split(images, labels, columns, test_fraction, seed):
 
 def load_heatmaps(test_fraction: float = 0.2, seed: int = 19) -> HeatmapData:
     """The 11,875 normal heatmaps, labels (var_x, var_y, rho), split at random (``seed``)."""
+    test_fraction = _check_test_fraction(test_fraction)
     seed = check_seed(seed, allow_none=False)
     params = parameter_grid()
     return _split(normal_heatmaps(*params.T), params, LABELS, test_fraction, seed)
@@ -172,7 +179,9 @@ def load_heatmaps(test_fraction: float = 0.2, seed: int = 19) -> HeatmapData:
 def load_t_heatmaps(test_fraction: float = 0.2, seed: int = 19, df_seed: int = 25) -> HeatmapData:
     """The same grid as t densities, df from ``heavy_tail_rule`` (seeded by ``df_seed``);
     labels (var_x, var_y, rho, df)."""
+    test_fraction = _check_test_fraction(test_fraction)
     seed = check_seed(seed, allow_none=False)
+    df_seed = check_seed(df_seed, "df_seed", allow_none=False)
     params = parameter_grid()
     df = heavy_tail_rule(params[:, 0], params[:, 1], seed=df_seed)
     images = t_heatmaps(*params.T, df)
@@ -186,12 +195,12 @@ def image_moments(images, grid=None) -> np.ndarray:
     """Treat each non-negative image as weights on grid x grid and return its weighted
     (var_x, var_y, rho) about the origin, shape (n, 3). The grid truncates the tails, so
     wide densities read smaller than their true variances; use it to compare images."""
-    images = as_finite_array(images, "images", dtype=np.float64)
-    images = images.reshape(len(images), images.shape[1], -1)
+    images = as_finite_array(images, "images", ndim=(3, 4), dtype=np.float64)
     grid = _check_grid(grid)
-    if images.shape[1:] != (grid.size, grid.size):
-        raise ValueError(f"images must be (n, {grid.size}, {grid.size}) for this grid, "
-                         f"got {images.shape}")
+    if images.shape[1:3] != (grid.size, grid.size) or images.shape[3:] not in ((), (1,)):
+        raise ValueError(f"images must be (n, {grid.size}, {grid.size}) or (n, {grid.size}, "
+                         f"{grid.size}, 1) for this grid, got {images.shape}")
+    images = images.reshape(images.shape[:3])
     w = np.clip(images, 0.0, None)
     total = w.sum(axis=(1, 2))
     if np.any(total <= 0):

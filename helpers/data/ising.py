@@ -23,7 +23,13 @@ import numba
 import numpy as np
 from scipy.special import ellipk
 
-from helpers.infra.checks import as_finite_array, check_positive_array, check_positive_int
+from helpers.infra.checks import (
+    as_finite_array,
+    check_positive,
+    check_positive_array,
+    check_positive_int,
+    check_seed,
+)
 from helpers.infra.config import data_dir
 from helpers.infra.progress import progress as progress_bar
 
@@ -50,28 +56,47 @@ def _check_algorithm(algorithm) -> str:
     return algorithm
 
 
-def _check_seed(seed) -> int:
-    return check_positive_int(seed, "seed", minimum=0)
+def _check_temperature(temperature) -> float:
+    t = _check_temperatures(temperature)
+    if t.size != 1:
+        raise ValueError(f"temperature must be a single number, got {t.size} values; run one "
+                         "IsingChains per temperature (as generate_ising does)")
+    return float(t[0])
+
+
+def _check_seed(seed, name="seed") -> int:
+    return check_seed(seed, name, allow_none=False)
+
+
+def _check_spins(spins) -> np.ndarray:
+    s = np.asarray(spins)
+    if s.ndim < 2 or s.shape[-1] != s.shape[-2] or s.shape[-1] == 0:
+        raise ValueError(f"spins must have shape (..., L, L) with L >= 1, got {s.shape}")
+    if not np.isin(s, (-1, 1)).all():
+        raise ValueError("spins must hold only -1 and +1 (convert 0/1 bits with 2 * bits - 1)")
+    return s
+
+
+def _check_energies(energies, name) -> None:
+    """The energy per spin of the 2-D model lies in [-2, 2] (every bond aligned or broken)."""
+    lo, hi = float(energies.min()), float(energies.max())
+    if lo < -2.0 or hi > 2.0:
+        raise ValueError(f"{name} must be energies per spin, in [-2, 2], got values in "
+                         f"[{lo:.4g}, {hi:.4g}]")
 
 
 # ---------------------------------------------------------------- observables
 def energy_per_spin(spins) -> np.ndarray:
     """Energy per spin of each configuration in ``spins`` (shape (..., L, L), values +-1)."""
-    s = np.asarray(spins)
-    if s.ndim < 2 or s.shape[-1] != s.shape[-2]:
-        raise ValueError(f"spins must have shape (..., L, L), got {s.shape}")
-    if not np.isin(s, (-1, 1)).all():
-        raise ValueError("spins must hold only -1 and +1 (convert 0/1 bits with 2 * bits - 1)")
-    s = s.astype(np.int32)
+    s = _check_spins(spins).astype(np.int32)
     bonds = s * (np.roll(s, -1, axis=-1) + np.roll(s, -1, axis=-2))
     return -bonds.sum(axis=(-2, -1)) / (s.shape[-1] * s.shape[-2])
 
 
 def magnetization(spins) -> np.ndarray:
-    """Magnetization per spin of each configuration in ``spins`` (shape (..., L, L))."""
-    s = np.asarray(spins)
-    if s.ndim < 2:
-        raise ValueError(f"spins must have shape (..., L, L), got {s.shape}")
+    """Magnetization per spin of each configuration in ``spins`` (shape (..., L, L), values
+    +-1)."""
+    s = _check_spins(spins)
     return s.mean(axis=(-2, -1), dtype=np.float64)
 
 
@@ -162,12 +187,18 @@ def energy_deviations(chain_energies, exact, L) -> np.ndarray:
     energy per spin of every stored configuration, ``exact`` the exact means. Where every
     configuration has the same energy (all ground states at low temperature) the standard
     error is 0: the deviation is then 0 if the exact mean implies fewer than 3 excited
-    configurations in the sample (one flipped spin costs 8 / L^2 per spin), else infinite."""
+    configurations in the sample (one flipped spin costs 8 / L^2 per spin), else infinite.
+    The standard error needs at least 2 chains per temperature."""
     energies = as_finite_array(chain_energies, "chain_energies", ndim=3, dtype=np.float64)
     exact = as_finite_array(exact, "exact", ndim=1, dtype=np.float64)
     if len(exact) != len(energies):
         raise ValueError(f"exact must hold one value per temperature ({len(energies)}), "
                          f"got {len(exact)}")
+    if energies.shape[1] < 2:
+        raise ValueError(f"chain_energies needs at least 2 chains per temperature (axis 1) for "
+                         f"a standard error of the chain means, got shape {energies.shape}")
+    _check_energies(energies, "chain_energies")
+    _check_energies(exact, "exact")
     L = _check_L(L)
     chain_means = energies.mean(axis=2)
     mean = chain_means.mean(axis=1)
@@ -193,7 +224,12 @@ def enumerate_states(L) -> np.ndarray:
 def integrated_autocorr_time(x, c: float = 5.0) -> float:
     """Integrated autocorrelation time tau = 1/2 + sum_t rho(t) of a series, or of several
     independent chains of equal length (rows of a 2-D array), with Sokal's automatic window:
-    the sum stops at the first lag M with M >= c * tau(M). A constant series gives 0.5."""
+    the sum stops at the first lag M with M >= c * tau(M). A constant series gives 0.5.
+
+    Warns (UserWarning) when the estimate cannot be trusted: when the window found no such
+    lag, or when a chain is shorter than 50 tau (Sokal 1997); the estimate is then usually
+    far too small. For an AR(1) series with coefficient rho, tau = (1 + rho) / (2 (1 - rho))."""
+    c = check_positive(c, "c")
     a = as_finite_array(x, "x", ndim=(1, 2), dtype=np.float64)
     a = np.atleast_2d(a)
     n = a.shape[1]
@@ -209,7 +245,14 @@ def integrated_autocorr_time(x, c: float = 5.0) -> float:
     taus = np.cumsum(rho) - 0.5  # tau(M) = 1/2 + sum_{t=1}^{M} rho(t)
     window = np.arange(n) >= c * taus
     m = int(np.argmax(window)) if window.any() else n - 1
-    return float(taus[m])
+    tau = float(taus[m])
+    if not window.any() or n < 50 * tau:
+        problem = ("the automatic window did not converge" if not window.any()
+                   else f"{n} steps < 50 tau = {50 * tau:.0f}")
+        warnings.warn(f"integrated_autocorr_time: the estimate tau = {tau:.4g} from chains of "
+                      f"{n} steps is unreliable ({problem}); a chain needs at least 50 tau "
+                      "steps, and a short one underestimates tau", UserWarning, stacklevel=2)
+    return tau
 
 
 # ---------------------------------------------------------------- numba kernels
@@ -393,10 +436,10 @@ class IsingChains:
     def __init__(self, L, temperature, n_chains, algorithm="hybrid", seed=0, stream=0,
                  start="ordered"):
         self.L = _check_L(L)
-        self.temperature = float(_check_temperatures(temperature)[0])
+        self.temperature = _check_temperature(temperature)
         self.n_chains = check_positive_int(n_chains, "n_chains")
         self.algorithm = _check_algorithm(algorithm)
-        seed = _check_seed(seed)
+        seed, stream = _check_seed(seed), _check_seed(stream, "stream")
         self.states = _seed_states(seed, stream, self.n_chains)
         beta = 1.0 / self.temperature
         self.t4, self.t8 = _thresholds(beta)
@@ -456,6 +499,7 @@ def measure_decorrelation(L, temperature, algorithm="hybrid", seed=0, stream=0, 
     ``n_steps`` steps of ``n_chains`` chains. Thinning is 4 * tau_max steps (rounded up; for an
     exponential decay the correlation between kept samples is then about exp(-4) = 0.02);
     burn-in is max(100, 20 * tau_max) steps."""
+    n_steps = check_positive_int(n_steps, "n_steps", minimum=4)
     chains = IsingChains(L, temperature, n_chains, algorithm, seed=seed, stream=stream)
     chains.series(check_positive_int(pilot_burn_in, "pilot_burn_in"))
     energy, mag = chains.series(n_steps)
@@ -596,7 +640,11 @@ def read_ising_pickle(path, L=40, n_per_temperature=None, temperatures=None) -> 
     the file's) and the first ``n_per_temperature`` configurations of each."""
     L = _check_L(L)
     with open(path, "rb") as fh:
-        raw = np.asarray(pickle.load(fh, encoding="latin1"), dtype=np.uint8)
+        try:
+            raw = np.asarray(pickle.load(fh, encoding="latin1"), dtype=np.uint8)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
+            raise ValueError(f"{path} is not a pickled array of packed spins "
+                             f"({type(err).__name__}: {err})") from err
     bits = np.unpackbits(raw.ravel())
     if bits.size % (L * L):
         raise ValueError(f"{path} holds {bits.size} bits, not a whole number of {L}x{L} lattices")

@@ -8,6 +8,7 @@ import math
 import os
 import socket
 import warnings
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -131,17 +132,28 @@ def load_mnist(offline: bool | None = None, timeout: float = 30.0) -> MnistData:
 
 
 def _read_idx(path: Path, kind: str) -> np.ndarray:
-    """Read one gzipped IDX file of MNIST's format: 28 x 28 uint8 images or uint8 labels."""
+    """Read one gzipped IDX file of MNIST's format: 28 x 28 uint8 images or uint8 labels
+    0..9."""
     magic, header = {"images": (2051, 16), "labels": (2049, 8)}[kind]
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, truncated, corrupt
+        raise ValueError(f"{path} is not a readable gzip file ({type(err).__name__}: {err})"
+                         ) from err
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
         raise ValueError(f"{path} is not an IDX file of {kind} (magic number {magic})")
     n = int.from_bytes(raw[4:8], "big")
+    if kind == "images":
+        rows, cols = int.from_bytes(raw[8:12], "big"), int.from_bytes(raw[12:16], "big")
+        if (rows, cols) != (28, 28):
+            raise ValueError(f"{path} holds {rows} x {cols} images, expected 28 x 28")
     values = np.frombuffer(raw, np.uint8, offset=header)
     shape = (n, 28, 28) if kind == "images" else (n,)
     if values.size != math.prod(shape):
         raise ValueError(f"{path} holds {values.size} values, expected {math.prod(shape)}")
+    if kind == "labels" and values.size and values.max() > 9:
+        raise ValueError(f"{path} holds labels up to {values.max()}, expected classes 0..9")
     return values.reshape(shape)
 
 
@@ -166,6 +178,13 @@ def load_fashion_mnist(offline: bool | None = None, timeout: float = 30.0) -> Mn
         if all((folder / name).is_file() for name in FASHION_FILES.values()):
             arrays = {key: _read_idx(folder / name, "images" if key.startswith("x") else "labels")
                       for key, name in FASHION_FILES.items()}
+            for split in ("train", "test"):
+                x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+                if len(x) != len(y):
+                    raise ValueError(
+                        f"{folder / FASHION_FILES[f'x_{split}']} holds {len(x)} images but "
+                        f"{folder / FASHION_FILES[f'y_{split}']} holds {len(y)} labels; "
+                        "they must hold one label per image")
             return MnistData(**arrays, source=FASHION_SOURCE)
     problem = "offline mode is on" if offline else f"{MNIST_HOST} is not reachable"
     if not offline and _reachable(MNIST_HOST):
@@ -228,6 +247,8 @@ class DynamicBinarization(keras.utils.PyDataset):
         check_unit_interval(self.x, "x")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.seed = check_seed(seed, allow_none=False)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         self.shuffle = bool(shuffle)
         self.epoch = 0
         self._order = self._draw_order()
@@ -241,6 +262,11 @@ class DynamicBinarization(keras.utils.PyDataset):
         return -(-len(self.x) // self.batch_size)
 
     def __getitem__(self, index: int):
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an integer, got {index!r}")
+        if not 0 <= index < len(self):
+            raise IndexError(f"index must be in 0..{len(self) - 1} (batches of this epoch), "
+                             f"got {index}")
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, 0, index])
         batch = self.x[rows]

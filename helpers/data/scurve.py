@@ -5,9 +5,8 @@ optional noise, and a dense reference curve. Used by the S-curve notebook (score
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from helpers.infra.checks import as_finite_array, check_positive_int
+from helpers.infra.checks import as_finite_array, check_finite, check_positive_int, check_seed
 
 
 def embed_s_curve(t) -> np.ndarray:
@@ -27,10 +26,10 @@ def s_curve(n: int = 300, noise: float = 0.0, seed: int | None = None):
     """Draw t ~ U(0, 1) and return ``(t, points)``, points float32 (n, 2) on the S-curve
     plus optional isotropic Gaussian noise of standard deviation ``noise``."""
     n = check_positive_int(n, "n")
-    noise = float(noise)
-    if not np.isfinite(noise) or noise < 0:
+    noise = check_finite(noise, "noise")
+    if noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     t = rng.random(n)
     points = embed_s_curve(t) + noise * rng.standard_normal((n, 2))
     return t.astype(np.float32), points.astype(np.float32)

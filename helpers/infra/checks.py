@@ -9,7 +9,11 @@ def as_finite_array(x, name: str, ndim: int | tuple[int, ...] | None = None,
                     dtype=np.float32) -> np.ndarray:
     """Return ``x`` as an array of ``dtype``; raise ValueError if it is empty, has the
     wrong number of dimensions, or holds NaN or inf."""
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError as err:  # a ragged list: NumPy's message does not say which argument
+        raise ValueError(f"{name} must be a rectangular array, got a ragged sequence ({err})"
+                         ) from None
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(dtype, copy=False)
@@ -77,3 +81,42 @@ def check_positive(value, name: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
+
+
+def check_range(value, name: str) -> tuple[float, float]:
+    """Return ``value`` as ``(low, high)`` floats; raise TypeError unless it is a pair, and
+    ValueError unless both are finite numbers with low < high."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a pair (low, high), got {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a pair (low, high), got {len(value)} values: {value!r}")
+    lo, hi = (check_finite(v, name) for v in value)
+    if not lo < hi:
+        raise ValueError(f"{name} must be (low, high) with low < high, got {tuple(value)!r}")
+    return lo, hi
+
+
+def _listed(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def check_same_length(arrays: dict) -> int:
+    """Return the common length of the 1-D arrays in ``arrays`` (name -> array; 0-d arrays
+    broadcast); raise ValueError naming them all unless every 1-D one has the same length."""
+    lengths = {name: len(a) for name, a in arrays.items() if np.ndim(a) > 0}
+    if len(set(lengths.values())) > 1:
+        got = ", ".join(str(len(a)) if np.ndim(a) > 0 else "scalar" for a in arrays.values())
+        raise ValueError(f"{_listed(arrays)} must have the same length, got {got}")
+    return max(lengths.values(), default=1)
+
+
+def check_broadcastable(arrays: dict) -> tuple[int, ...]:
+    """Return the shape that the arrays in ``arrays`` (name -> array) broadcast to; raise
+    ValueError naming them all, with their shapes, if they do not broadcast."""
+    try:
+        return np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(str(np.shape(a)) for a in arrays.values())
+        raise ValueError(f"{_listed(arrays)} must broadcast to one shape (scalars, or arrays "
+                         f"of the same length), got shapes {shapes}") from None
