@@ -10,8 +10,9 @@ FAST    ?=
 P       ?=
 DATASET ?=
 TIMEOUT ?=
+WEIGHTS ?=
 
-.PHONY: help install run site test lint bench lab clean
+.PHONY: help install run site test lint bench lab clean weights unpack-weights
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -25,7 +26,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install requirements and helpers
 
-run: $(STAMP)  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist, TIMEOUT=7200)
+unpack-weights: $(STAMP)
+	$(if $(WEIGHTS),$(PYTHON) -m helpers.infra.weights unpack '$(WEIGHTS)')
+
+run: $(STAMP) unpack-weights  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist, TIMEOUT=7200, WEIGHTS=archive)
 	$(PYTHON) -m helpers.infra.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)') $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
@@ -49,7 +53,10 @@ bench: $(STAMP)  ## run the benchmarks in benchmarks/
 	if [ $${#files[@]} -eq 0 ]; then echo "No benchmarks yet."; fi; \
 	for f in "$${files[@]}"; do echo "--> $$f"; $(PYTHON) $$f || exit 1; done
 
-lab: $(STAMP)  ## start JupyterLab on notebooks/
+weights: $(STAMP)  ## pack every trained model of the cache into build/weights/generative-weights.tar.gz
+	$(PYTHON) -m helpers.infra.weights pack
+
+lab: $(STAMP) unpack-weights  ## start JupyterLab on notebooks/ (WEIGHTS=archive unpacks trained weights first)
 	$(VENV)/bin/jupyter lab notebooks
 
 clean:  ## remove build outputs (keeps .venv and data/)

@@ -22,6 +22,7 @@ from helpers.infra.checks import check_positive_int
 from helpers.infra.config import data_dir, fast_mode, retrain_requested
 from helpers.infra.files import replace_atomic, write_json_atomic
 from helpers.infra.progress import progress
+from helpers.infra.weights import KEY_SUFFIX, RUN_KEY, module_fingerprints
 
 if TYPE_CHECKING:
     from helpers.models.gan import GAN
@@ -178,17 +179,13 @@ def _training_modules(start: set[str]) -> set[str]:
     return seen
 
 
-def code_fingerprint(model) -> str:
-    """Hash of the code that determines what training ``model`` produces: the source of every
-    helpers module that defines its class or one of its layers (``helpers.models.*``) with the
-    training-code modules they use, this module's training loop, and the methods of any
-    class defined elsewhere (a notebook's own model or layer). Keras's own classes are left
-    out: their code comes with the installed version. Part of every cache key, so that
-    weights trained by older code are never reloaded after the code changes."""
+def code_parts(model) -> dict:
+    """What :func:`code_fingerprint` hashes, by name: ``{"modules": {name: digest},
+    "classes": {name: digest}}``, the digest (16 hex digits of SHA-256) of the source of every
+    training-code module behind ``model`` and of every class of it defined elsewhere."""
     classes = {type(model)}
-    layers = model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") \
-        else []
-    classes.update(type(layer) for layer in layers)
+    if hasattr(model, "_flatten_layers"):
+        classes.update(type(layer) for layer in model._flatten_layers(include_self=False))
     modules, outside = {"helpers.training"}, {}
     for cls in classes:
         for base in cls.__mro__:
@@ -196,15 +193,28 @@ def code_fingerprint(model) -> str:
             if _is_training_module(module):
                 modules.add(module)
             elif not module.startswith(("keras", "tensorflow", "builtins", "abc", "typing")):
-                outside[f"{module}.{base.__qualname__}"] = _class_code(base)
-    digest = hashlib.sha256()
-    for name in sorted(_training_modules(modules)):
-        digest.update(name.encode())
-        digest.update(_source_text(sys.modules[name]).encode())
-    for name in sorted(outside):
-        digest.update(name.encode())
-        digest.update(outside[name].encode())
-    return digest.hexdigest()[:16]
+                code = _class_code(base).encode()
+                outside[f"{module}.{base.__qualname__}"] = hashlib.sha256(code).hexdigest()[:16]
+    return {"modules": module_fingerprints(_training_modules(modules)), "classes": outside}
+
+
+def code_fingerprint(model) -> str:
+    """Hash of the code that determines what training ``model`` produces: the source of every
+    helpers module that defines its class or one of its layers (``helpers.models.*``) with the
+    training-code modules they use, this module's training loop, and the methods of any
+    class defined elsewhere (a notebook's own model or layer). Keras's own classes are left
+    out: their code comes with the installed version. Part of every cache key, so that
+    weights trained by older code are never reloaded after the code changes."""
+    text = json.dumps(code_parts(model), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def key_record(name: str, key: str, model) -> dict:
+    """What the weight cache writes beside a model (``<name>-<key>.key.json``) so that an
+    archive of the cache can be checked against the code that unpacks it
+    (:mod:`helpers.infra.weights`)."""
+    parts = code_parts(model)
+    return {"name": name, "key": key, "code": parts["modules"], "classes": parts["classes"]}
 
 
 def cache_key(model, settings=None, x=None, y=None, fit_kwargs=None) -> str:
@@ -291,13 +301,18 @@ def _load_cached(model, x, weights, history_file) -> dict:
     return history
 
 
-def _save_pair(model, history: dict, weights: Path, history_file: Path) -> None:
+def _save_pair(model, history: dict, weights: Path, history_file: Path,
+               record: dict | None = None) -> None:
     replace_atomic(weights, lambda tmp: model.save_weights(tmp, overwrite=True),
                    suffix=".tmp.weights.h5")  # Keras wants the .weights.h5 suffix
     write_json_atomic(history_file, history)
+    if record is not None:
+        write_json_atomic(weights.with_name(weights.name.removesuffix(".weights.h5")
+                                            + KEY_SUFFIX), record)
 
 
-def _write_cache(model, history: dict, folder, stem: str) -> Path | None:
+def _write_cache(model, history: dict, folder, stem: str,
+                 record: dict | None = None) -> Path | None:
     """Save weights and history atomically to ``folder``; return the weights' path. When the
     cache cannot be written (a read-only data folder, a full disk), both go to a new
     temporary folder instead, named in a warning, so that a finished training is never lost;
@@ -307,19 +322,20 @@ def _write_cache(model, history: dict, folder, stem: str) -> Path | None:
         folder = Path(folder() if callable(folder) else folder)
         weights = folder / f"{stem}.weights.h5"
         history_file = folder / f"{stem}.history.json"
-        _save_pair(model, history, weights, history_file)
+        _save_pair(model, history, weights, history_file, record)
         return weights
     except OSError as exc:
         if weights is not None:
             try:  # never leave weights without their history
                 weights.unlink(missing_ok=True)
+                weights.with_name(f"{stem}{KEY_SUFFIX}").unlink(missing_ok=True)
             except OSError:
                 pass  # the folder cannot be changed at all: nothing was left there
         reason = exc
     try:
         spare = Path(tempfile.mkdtemp(prefix="generative-weights-"))
         _save_pair(model, history, spare / f"{stem}.weights.h5",
-                   spare / f"{stem}.history.json")
+                   spare / f"{stem}.history.json", record)
     except OSError as exc:
         warnings.warn(f"Could not write the weight cache {stem} ({reason}) nor a temporary "
                       f"copy ({exc}); the trained model is kept in memory only.", stacklevel=3)
@@ -376,7 +392,8 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     history = model.fit(x, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     if cache:
-        _write_cache(model, history, lambda: data_dir("models"), stem)
+        _write_cache(model, history, lambda: data_dir("models"), stem,
+                     key_record(name, key, model))
     return history
 
 
@@ -415,6 +432,8 @@ def run_directory(name: str, settings: dict, retrain: bool = False, model=None):
                              "them elsewhere before training again")
         for old in entries:
             old.unlink()
+    if model is not None:  # what an archive of the cache is checked against
+        write_json_atomic(folder / RUN_KEY, key_record(name, key, model))
     return folder
 
 

@@ -43,7 +43,11 @@ def test_second_call_loads_instead_of_training(monkeypatch):
     assert len(calls) == 1 and h1 == h2 and len(h1["loss"]) == 2
     np.testing.assert_array_equal(first.encode(X), second.encode(X))
     files = sorted(p.name for p in config.data_dir("models").iterdir())
-    assert len(files) == 2 and files[0].endswith(".history.json")
+    assert len(files) == 3 and [f.split(".", 1)[1] for f in files] == [
+        "history.json", "key.json", "weights.h5"]
+    record = json.loads((config.data_dir("models") / files[1]).read_text())
+    assert record["name"] == "t" and files[1] == f"t-{record['key']}.key.json"
+    assert "helpers.models.autoencoders" in record["code"]
 
 
 def test_key_changes_with_settings_data_fit_and_architecture():
