@@ -67,3 +67,38 @@ def test_bad_widths_name_the_argument(call, match):
 def test_bad_scalars_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_numpy_integers_are_integers():
+    enc = builders.mlp_encoder(np.int64(10), np.int64(2), hidden=np.array([4, 3]))
+    assert enc.input_shape == (None, 10)
+    assert [layer.units for layer in enc.layers[1:3]] == [4, 3]
+    dec = builders.conv_decoder(np.int32(2), np.array([8, 8, 1]), filters=np.array([4]))
+    assert dec.output_shape == (None, 8, 8, 1)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: builders.mlp_encoder(10, 2, activation="nope"), ValueError, "activation"),
+    (lambda: builders.mlp_decoder(2, 10, output_activation="nah"), ValueError,
+     "output_activation"),
+    (lambda: builders.conv_decoder(2, (8, 8, 1), output_activation=3), ValueError,
+     "output_activation"),
+    (lambda: builders.mlp_encoder(10, 2, variational="no"), TypeError, "variational"),
+    (lambda: builders.conv_encoder((8, 8, 1), 2, variational=None), TypeError, "variational"),
+    (lambda: builders.conv_encoder((8, 8, 1), 2, kernel_size=True), ValueError, "kernel_size"),
+    (lambda: builders.conv_decoder(2, (8, 8, 1), filters=(4,), kernel_size=0), ValueError,
+     "kernel_size"),
+    (lambda: builders.mlp_encoder(10, 2, dropout=True), TypeError, "dropout"),
+    (lambda: builders.latent_head(builders.keras.Input((3,)), 0, True), ValueError,
+     "latent_dim"),
+])
+def test_bad_options_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_integer_dropout_and_kernel_tuples_are_accepted():
+    enc = builders.mlp_encoder(10, 2, hidden=(8,), dropout=0)
+    assert not any(type(layer).__name__ == "Dropout" for layer in enc.layers)
+    enc = builders.conv_encoder((8, 8, 1), 2, filters=(4,), kernel_size=(3, 1))
+    assert enc.layers[1].kernel_size == (3, 1)

@@ -187,3 +187,62 @@ def test_graph_mode_gradients_are_bitwise_reproducible(memory_optimizer_on):
     # the encoder's gradients, reached through z, are the ones that varied
     assert first[0] is not None and float(tf.reduce_max(tf.abs(first[0]))) > 0
     assert {digest(compiled()) for _ in range(24)} == {digest(first)}
+
+
+@pytest.mark.parametrize("height, width", [(4, 4), (3, 5), (1, 2)])
+def test_periodic_pad_matches_numpy_wrap_at_every_width(height, width):
+    # a pad wider than the lattice wraps around it more than once
+    x = np.random.default_rng(0).normal(size=(2, height, width, 3)).astype("float32")
+    for pad in range(1, 10):
+        expected = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="wrap")
+        got = np.asarray(checkerboard.PeriodicPad2D(pad)(x))
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_periodic_pad_bad_input():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="pad"):
+            checkerboard.PeriodicPad2D(bad)
+    with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
+        checkerboard.PeriodicPad2D(1)(np.zeros((4, 4), "float32"))
+
+
+def test_decoder_and_vae_bad_input():
+    import keras
+
+    decoder = checkerboard.CheckerboardDecoder(4, latent_dim=2, base_stride=2, channels=2)
+    z, x = np.zeros((3, 2)), np.zeros((3, 4, 4, 1))
+    for kwargs, match in [({"batch_size": 0}, "batch_size"), ({"batch_size": 1.5}, "batch_size"),
+                          ({"seed": -1}, "seed"), ({"seed": None}, "seed")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            decoder.sample(z, **kwargs)
+    with pytest.raises(ValueError, match=r"z must have shape \(n, 2\)"):
+        decoder.nll(np.zeros((3, 3)), x)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 4, 4, 1\)"):
+        decoder.nll(z, np.zeros((3, 5, 5, 1)))
+    with pytest.raises(ValueError, match="channels"):
+        checkerboard.CheckerboardDecoder(4, 2, base_stride=2, channels=True)
+    encoder = builders.conv_encoder((4, 4, 1), 2, filters=(2,), dense=4)
+    with pytest.raises(ValueError, match="latent_dim"):
+        checkerboard.CheckerboardVAE(builders.conv_encoder((4, 4, 1), 3, filters=(2,), dense=4),
+                                     decoder)
+    with pytest.raises(ValueError, match=r"encoder.*\(4, 4, 1\)"):
+        checkerboard.CheckerboardVAE(builders.conv_encoder((8, 8, 1), 2, filters=(2,), dense=4),
+                                     decoder)
+    vae = checkerboard.CheckerboardVAE(encoder, decoder, seed=0)
+    for kwargs, match in [({"seed": None}, "seed"), ({"seed": -1}, "seed"), ({"n": 0}, "n")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            vae.generate(**{"n": 2, **kwargs})
+    # spins are 0 or 1: grey values have no autoregressive meaning
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    with pytest.raises(ValueError, match="x must be binary"):
+        vae.fit(np.full((4, 4, 4, 1), 0.5, "float32"), epochs=1, verbose=0)
+
+
+def test_nll_takes_lists_and_float64_like_float32():
+    decoder = checkerboard.CheckerboardDecoder(2, latent_dim=1, base_stride=2, channels=2)
+    x = all_configurations(2)
+    z = np.full((len(x), 1), 0.3, "float32")
+    expected = np.asarray(decoder.nll(z, x))
+    np.testing.assert_array_equal(np.asarray(decoder.nll(z.astype("float64").tolist(),
+                                                         x.astype("float64"))), expected)

@@ -156,8 +156,9 @@ def test_averaged_generator_holds_the_moving_average_and_fresh_batch_statistics(
         gan.averaged_generator(model)
     model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
                   g_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9))
-    with pytest.raises(ValueError, match="not been trained"):
-        gan.averaged_generator(model)
+    untrained = gan.averaged_generator(model, noise=64)  # no update yet: the weights themselves
+    for want, got in zip(model.generator.get_weights(), untrained.get_weights()[:1], strict=False):
+        np.testing.assert_array_equal(got, want)
     images = np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32)
     steps = []  # the generator's weights after each update
     for _ in range(4):
@@ -205,3 +206,84 @@ def test_keeping_the_average_leaves_the_training_bit_for_bit_the_same():
 
     for plain, averaged in zip(trained(False), trained(True), strict=True):
         np.testing.assert_array_equal(plain, averaged)
+
+
+def _small_ema_gan():
+    keras.utils.set_random_seed(0)
+    model = gan.GAN(gan.build_generator(8, width=16), gan.build_discriminator(width=8), seed=0)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                  g_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9))
+    model.generator(np.zeros((1, 8), np.float32))
+    model.discriminator(np.zeros((1, 28, 28, 1), np.float32))
+    return model
+
+
+@pytest.mark.parametrize("save_first", [False, True])
+def test_averaged_generator_before_any_update_is_the_generator_bit_for_bit(tmp_path, save_first):
+    # save_checkpoint builds the optimizer before any update, and Keras creates the average
+    # slots as zeros: they hold the weights only from the first update on
+    model = _small_ema_gan()
+    if save_first:
+        training.save_checkpoint(model, tmp_path, 1)
+        assert model.g_optimizer.built and int(model.g_optimizer.iterations) == 0
+    averaged = gan.averaged_generator(model, noise=64)
+    for want, got in zip(model.generator.trainable_variables, averaged.trainable_variables,
+                         strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    # saved before training, then trained: the average is the first update's weights
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32)
+    model.train_on_batch(images)
+    first = [v.numpy().copy() for v in model.generator.trainable_variables]
+    averaged = gan.averaged_generator(model, noise=64)
+    for want, got in zip(first, averaged.trainable_variables, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_gan_rejects_parts_and_seeds_it_cannot_use():
+    generator, discriminator = gan.build_generator(8, width=16), gan.build_discriminator(width=8)
+    with pytest.raises(TypeError, match="generator must be a keras.Model"):
+        gan.GAN("generator", discriminator)
+    with pytest.raises(TypeError, match="discriminator must be a keras.Model"):
+        gan.GAN(generator, None)
+    # a discriminator in the generator's place: its (n, 1) logits are not (28, 28, 1) images
+    with pytest.raises(ValueError, match=r"generator must map noise.*\(n, 28, 28, 1\)"):
+        gan.GAN(gan.build_discriminator(width=8), discriminator)
+    for bad in (-1, 1.5, True):
+        with pytest.raises((ValueError, TypeError), match="seed"):
+            gan.GAN(generator, discriminator, seed=bad)
+
+
+def test_compile_takes_two_separate_optimizers_or_their_names():
+    model = gan.GAN(gan.build_generator(8, width=16), gan.build_discriminator(width=8), seed=0)
+    for bad in (None, 3, "no-such-optimizer"):
+        with pytest.raises(TypeError, match="d_optimizer"):
+            model.compile(d_optimizer=bad, g_optimizer=keras.optimizers.Adam(1e-3))
+        with pytest.raises(TypeError, match="g_optimizer"):
+            model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=bad)
+    shared = keras.optimizers.Adam(1e-3)
+    with pytest.raises(ValueError, match="two optimizers"):
+        model.compile(d_optimizer=shared, g_optimizer=shared)
+    model.compile(d_optimizer="adam", g_optimizer="sgd")
+    assert isinstance(model.d_optimizer, keras.optimizers.Adam)
+    assert isinstance(model.g_optimizer, keras.optimizers.SGD)
+
+
+def test_generate_checks_seed_and_batch_size():
+    model = gan.GAN(gan.build_generator(8, width=16), gan.build_discriminator(width=8), seed=0)
+    for kwargs, match in [({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"),
+                          ({"seed": None}, "seed"), ({"batch_size": 0}, "batch_size"),
+                          ({"batch_size": 2.5}, "batch_size")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            model.generate(3, **kwargs)
+
+
+def test_losses_take_lists_and_integer_logits():
+    # the hand-computed values of test_losses_against_hand_computed_values, as lists
+    d_expected = (math.log1p(math.exp(-2)) + math.log(2)) / 2 \
+        + (math.log1p(math.exp(-1)) + math.log1p(math.exp(3))) / 2
+    assert float(gan.discriminator_loss([[2.0], [0.0]], [[-1.0], [3.0]])) == pytest.approx(
+        d_expected, rel=1e-6)
+    assert float(gan.generator_loss(np.array([[1], [-3]]))) == pytest.approx(
+        (math.log1p(math.exp(-1)) + math.log1p(math.exp(3))) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="fake_logits"):
+        gan.generator_loss(np.zeros((0, 1), np.float32))

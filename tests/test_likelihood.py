@@ -145,3 +145,25 @@ def test_base_rate_bias_needs_a_positive_pseudocount():
         likelihood.base_rate_bias(x, pseudocount=0)
     np.testing.assert_allclose(likelihood.base_rate_bias(x, pseudocount=1),
                                [math.log(1 / 3), math.log(3)])
+
+
+def test_independent_model_rejects_non_binary_data():
+    binary = np.array([[1, 0], [0, 1]], np.float64)
+    for grey in (np.full((2, 2), 0.5), 255 * binary, [[2, 0], [0, 1]]):
+        with pytest.raises(ValueError, match="x_test must be binary"):
+            likelihood.independent_log_likelihood(binary, grey)
+        with pytest.raises(ValueError, match="x_train must be binary"):
+            likelihood.independent_log_likelihood(grey, binary)
+        with pytest.raises(ValueError, match="x must be binary"):
+            likelihood.base_rate_bias(grey)
+    for bad in (True, np.bool_(True)):
+        with pytest.raises(TypeError, match="pseudocount"):
+            likelihood.independent_log_likelihood(binary, binary, pseudocount=bad)
+
+
+def test_independent_model_takes_lists_and_an_integer_pseudocount():
+    # the hand-computed case above, as lists: p = (0.6, 0.4)
+    expected = np.mean([math.log(0.6) + math.log(0.6), math.log(0.4) + math.log(0.6)])
+    got = likelihood.independent_log_likelihood([[1, 0], [1, 1], [0, 0]], [[1, 0], [0, 0]],
+                                                pseudocount=1)
+    assert got == pytest.approx(expected)

@@ -32,3 +32,28 @@ def test_probe_arguments(kwargs, match):
         probes.knn_probe(z, y, **kwargs)
     with pytest.raises(ValueError, match="y_train"):
         probes.knn_probe(z, y[:5], "classifier")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"kind": ["classifier"]}, ValueError, "kind"),
+    ({"kind": "classifier", "n_neighbors": []}, ValueError, "n_neighbors"),
+    # 20 codes in 5 folds: 16 to train on, too few for 17 neighbours
+    ({"kind": "classifier", "n_neighbors": [3, 17]}, ValueError, r"n_neighbors.*16"),
+    ({"kind": "classifier", "cv": 1}, ValueError, "cv"),
+    ({"kind": "classifier", "cv": 21}, ValueError, "cv"),
+    ({"kind": "regressor", "y_train": np.full(20, np.nan)}, ValueError, "y_train"),
+    ({"kind": "regressor", "y_train": np.array(list("ab") * 10)}, TypeError, "y_train"),
+])
+def test_probe_rejects_what_cross_validation_cannot_use(kwargs, error, match):
+    z, y = np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 2
+    kwargs = {"y_train": y, **kwargs}
+    with pytest.raises(error, match=match):
+        probes.knn_probe(z, **kwargs)
+
+
+def test_probe_takes_string_class_labels():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 2))
+    side = np.where(z[:, 0] > 0, "right", "left")
+    probe = probes.knn_probe(z[:150], side[:150], "classifier", n_neighbors=[3])
+    assert probe.score(z[150:], side[150:]) > 0.9

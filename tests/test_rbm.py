@@ -116,6 +116,8 @@ def test_training_lowers_reconstruction_error_cd_and_pcd():
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
         h = model.fit(x, epochs=15, batch_size=20, verbose=0).history
         assert h["reconstruction_error"][-1] < 0.5 * h["reconstruction_error"][0]
+        # a uniform model has pseudo-log-likelihood 30 log(1/2) = -20.8; learning raises it
+        assert h["pseudo_loglik"][0] < 0 and h["pseudo_loglik"][-1] > h["pseudo_loglik"][0] + 5
     assert set(model.evaluate(x, verbose=0, return_dict=True)) == {
         "reconstruction_error", "pseudo_loglik"}
     # the learned model prefers the training patterns to random ones
@@ -157,9 +159,21 @@ def test_bad_inputs(call, match):
 
 
 def test_binarize_on_request():
+    # each pixel i of every row has intensity p_i: binarised, it is on with frequency p_i
     model = _tiny()
+    p = np.linspace(0.0, 1.0, 10)
+    binary = model.check_binary(np.tile(p, (4000, 1)), binarize=True, seed=0)
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    assert binary[:, 0].sum() == 0 and binary[:, -1].all()  # 0 and 1 are kept as they are
+    sigma = np.sqrt(p * (1 - p) / 4000)
+    assert np.all(np.abs(binary.mean(axis=0) - p) <= 4 * sigma + 1e-12)
+    # fit binarises grey data on request (without it the step's binary check would fail)
     model.compile(optimizer=keras.optimizers.SGD(0.01))
-    model.fit(np.full((20, 10), 0.5, np.float32), binarize=True, epochs=1, verbose=0)
+    history = model.fit(np.full((20, 10), 0.5, np.float32), binarize=True, epochs=1,
+                        verbose=0).history
+    assert np.isfinite(history["free_energy_gap"][0])
+    with pytest.raises(TypeError, match="binarize"):
+        model.fit(np.full((20, 10), 0.5, np.float32), binarize="yes", epochs=1, verbose=0)
 
 
 def test_log_partition_floor_never_exceeds_the_exact_value():
@@ -206,3 +220,105 @@ def test_free_energy_of_numpy_input_keeps_the_gradient_of_every_weight():
     grad_b = tape.gradient(mean_f, model.b)
     assert grad_b is not None
     np.testing.assert_allclose(grad_b.numpy(), -v.mean(axis=0), rtol=1e-6)
+
+
+def test_training_reports_the_pseudo_log_likelihood_of_each_batch():
+    # every visible unit alike (equal rows of W, equal biases b) and every example all ones or
+    # all zeros: flipping any pixel gives the same conditional, so whichever pixels the step
+    # draws, it must report the batch mean of n log p(v_i | v_-i), here by enumeration, for
+    # the weights the step starts from
+    model = rbm_lib.RBM(n_visible=8, n_hidden=3, seed=0)
+    rng = np.random.default_rng(1)
+    model.W.assign(np.tile(rng.normal(0, 1, (1, 3)), (8, 1)).astype("float32"))
+    model.b.assign(np.full(8, 0.4, np.float32))
+    model.c.assign(rng.normal(0, 1, 3).astype("float32"))
+    _, neg_energy = _brute_force(model)
+    log_p = np.logaddexp.reduce(neg_energy, axis=1)  # unnormalised log p(v), v coded in binary
+    ones, zeros = 2**8 - 1, 0
+    one_pixel = {ones: ones - 1, zeros: 1}  # the same example with pixel 0 flipped
+    v = np.array([[1] * 8, [0] * 8, [1] * 8, [1] * 8], np.float32)
+    codes = [ones, zeros, ones, ones]
+    expected = np.mean([8 * (log_p[c] - np.logaddexp(log_p[c], log_p[one_pixel[c]]))
+                        for c in codes])
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    logs = model.train_on_batch(v, return_dict=True)
+    assert logs["pseudo_loglik"] == pytest.approx(expected, rel=1e-5)
+    assert logs["pseudo_loglik"] != model.train_on_batch(v, return_dict=True)["pseudo_loglik"]
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: rbm_lib.RBM(10, 5, persistent="no"), TypeError, "persistent"),
+    (lambda: rbm_lib.RBM(10, 5, weight_decay=True), TypeError, "weight_decay"),
+    (lambda: rbm_lib.RBM(10, 5, seed=-1), ValueError, "seed"),
+    (lambda: rbm_lib.RBM(10, 5, seed=1.5), ValueError, "seed"),
+    (lambda: _tiny().pseudo_log_likelihood(np.zeros((2, 10)), seed=-1), ValueError, "seed"),
+    (lambda: _tiny().pseudo_log_likelihood(np.zeros((2, 10)), seed=1.5), ValueError, "seed"),
+    (lambda: _tiny().check_binary(np.full((2, 10), 0.5), binarize=1), TypeError, "binarize"),
+    (lambda: _tiny().free_energy(np.zeros((2, 9))), ValueError, r"v must have shape \(n, 10\)"),
+])
+def test_bad_arguments_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_integer_weight_decay_and_list_data_are_accepted():
+    assert rbm_lib.RBM(10, 5, weight_decay=0).weight_decay == 0.0
+    rows = [[1, 0] * 5, [0, 1] * 5] * 10
+    for persistent in (False, True):
+        model = rbm_lib.RBM(10, 4, persistent=persistent, n_chains=4, seed=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.01))
+        history = model.fit(rows, epochs=1, batch_size=5, verbose=0).history
+        assert np.isfinite(history["free_energy_gap"][0])
+
+
+def test_persistent_chains_start_at_training_examples_of_every_input_type():
+    import tensorflow as tf
+
+    class Batches(keras.utils.PyDataset):  # yields (x,) tuples, as a data set may
+        def __init__(self, x):
+            super().__init__()
+            self.x = x
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return (self.x[index * 10:(index + 1) * 10],)
+
+    rows = np.array([[1, 0] * 5, [0, 1] * 5] * 10, np.float32)
+    allowed = {tuple(r) for r in rows}
+    for data in (tf.data.Dataset.from_tensor_slices(rows).batch(10), Batches(rows)):
+        model = rbm_lib.RBM(10, 4, persistent=True, n_chains=6, seed=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
+        starts = []  # the chains as the first step finds them
+        model.train_step = lambda batch, model=model, starts=starts, step=model.train_step: (
+            starts.append(model.chains.numpy().copy()) or step(batch))
+        model.fit(data, epochs=1, verbose=0)
+        assert {tuple(r) for r in starts[0]} <= allowed
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: partition.exact_log_partition("rbm"), TypeError, "rbm must be"),
+    (lambda m: partition.exact_log_partition(m, max_hidden=22.5), ValueError, "max_hidden must"),
+    (lambda m: partition.exact_log_partition(m, max_hidden=True), ValueError, "max_hidden must"),
+    (lambda m: partition.ais_log_partition(None, np.zeros(10)), TypeError, "rbm must be"),
+    (lambda m: partition.ais_log_partition(m, np.zeros(10), n_betas=10, seed=-1), ValueError,
+     "seed"),
+    (lambda m: partition.ais_log_partition(m, np.zeros(10), n_betas=10, seed=1.5), ValueError,
+     "seed"),
+    (lambda m: partition.log_partition_lower_bound(m.W), TypeError, "rbm must be"),
+    (lambda m: partition.average_log_likelihood(m, np.zeros((2, 10)), True), TypeError,
+     "log_z"),
+])
+def test_partition_bad_arguments_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call(_tiny())
+
+
+def test_average_log_likelihood_takes_an_integer_log_z():
+    # with log Z = 3 given as an int: mean(-F(x)) - 3, F by enumeration over h
+    model = _tiny()
+    v, neg_energy = _brute_force(model)
+    x = v[[0, 5, 9]]
+    expected = np.mean(np.logaddexp.reduce(neg_energy, axis=1)[[0, 5, 9]]) - 3
+    assert partition.average_log_likelihood(model, x, 3) == pytest.approx(expected, rel=1e-5)

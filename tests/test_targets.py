@@ -80,3 +80,29 @@ def test_zero_d_arrays_and_tensors_are_numbers(strict):
     assert targets.at_least("x", keras.ops.convert_to_tensor(1.5), 1.0)
     with pytest.raises(TypeError, match="value"):
         targets.at_least("x", np.array(1 + 2j), 0.0)
+
+
+def test_a_condition_is_a_truth_value(lenient):
+    import keras
+
+    for bad in (None, 0.0, 1, "False", np.array(0.5), np.array([True])):
+        with pytest.raises(TypeError, match="condition"):
+            targets.holds("claim", bad)
+    assert targets.holds("claim", np.array(True)) is True
+    assert targets.holds("claim", keras.ops.convert_to_tensor(True)) is True
+    with pytest.warns(targets.TargetWarning):
+        assert targets.holds("claim", np.bool_(False)) is False
+
+
+def test_targets_and_details_are_checked(lenient):
+    with pytest.raises(ValueError, match="target"):
+        targets.at_least("x", 1.0, float("nan"))
+    with pytest.raises(ValueError, match="target"):
+        targets.at_most("x", 1.0, np.nan)
+    with pytest.raises(TypeError, match="why"):
+        targets.at_least("x", 1.0, 0.5, why=3)
+    with pytest.raises(TypeError, match="detail"):
+        targets.holds("claim", True, detail=None)
+    with pytest.raises(TypeError, match="claim must be"):
+        targets.holds("", True)
+    assert targets.at_most("x", 3, 3) is True  # integers are numbers

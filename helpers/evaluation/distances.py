@@ -21,6 +21,8 @@ def frobenius_error(x, x_hat) -> np.ndarray:
     x_hat = as_finite_array(x_hat, "x_hat", dtype=np.float64)
     if x.shape != x_hat.shape:
         raise ValueError(f"x and x_hat must have the same shape, got {x.shape} and {x_hat.shape}")
+    if x.ndim == 0:
+        raise ValueError("x and x_hat must be stacks of images (n, ...), got single numbers")
     return np.sqrt(((x - x_hat) ** 2).reshape(len(x), -1).sum(axis=1))
 
 

@@ -59,19 +59,33 @@ def importance_log_likelihood(vae, x, n_samples: int = 1000, batch_size: int = 1
     return out
 
 
-def base_rate_bias(x, pseudocount: float = 1.0) -> np.ndarray:
+def _binary(x, name: str) -> np.ndarray:
+    """``x`` as a float64 (n, d) array of 0s and 1s; anything else raises, naming ``name``."""
+    x = as_finite_array(x, name, ndim=2, dtype=np.float64)
+    if not np.isin(x, (0.0, 1.0)).all():
+        raise ValueError(f"{name} must be binary (0/1) for independent Bernoulli pixels; "
+                         f"binarise it first (mnist.binarize), got values in "
+                         f"[{x.min():.4g}, {x.max():.4g}]")
+    return x
+
+
+def base_rate_bias(x, pseudocount: float = 1.0, name: str = "x") -> np.ndarray:
     """Visible biases of the independent-pixel model fitted to binary ``x``, smoothed:
-    p_i = (count_i + pseudocount) / (n + 2 pseudocount), bias = log(p / (1 - p))."""
-    x = as_finite_array(x, "x", ndim=2, dtype=np.float64)
+    p_i = (count_i + pseudocount) / (n + 2 pseudocount), bias = log(p / (1 - p)).
+    ``name`` is the argument's name in error messages."""
+    x = _binary(x, name)
+    if isinstance(pseudocount, (bool, np.bool_)):
+        raise TypeError(f"pseudocount must be a positive number, got {pseudocount!r}")
     pseudocount = check_positive(pseudocount, "pseudocount")  # 0 gives -inf for unseen pixels
     p = (x.sum(axis=0) + pseudocount) / (len(x) + 2.0 * pseudocount)
     return np.log(p) - np.log1p(-p)
 
 
 def independent_log_likelihood(x_train, x_test, pseudocount: float = 1.0) -> float:
-    """Mean test log-likelihood of independent Bernoulli pixels fitted to ``x_train``."""
-    bias = base_rate_bias(x_train, pseudocount)
-    x = as_finite_array(x_test, "x_test", ndim=2, dtype=np.float64)
+    """Mean test log-likelihood of independent Bernoulli pixels fitted to ``x_train``; both
+    must be binary."""
+    bias = base_rate_bias(x_train, pseudocount, name="x_train")
+    x = _binary(x_test, "x_test")
     if x.shape[1] != len(bias):
         raise ValueError(f"x_test must have {len(bias)} columns like x_train, got shape {x.shape}")
     return float(np.mean(x @ bias - np.logaddexp(0.0, bias).sum()))

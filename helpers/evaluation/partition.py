@@ -12,10 +12,17 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from helpers.infra.checks import as_finite_array, check_finite, check_positive_int
+from helpers.infra.checks import as_finite_array, check_finite, check_positive_int, check_seed
 from helpers.infra.config import require_tensorflow_backend
+from helpers.models.rbm import RBM
 
 require_tensorflow_backend(__name__)
+
+
+def _check_rbm(rbm) -> RBM:
+    if not isinstance(rbm, RBM):
+        raise TypeError(f"rbm must be a models.rbm.RBM, got {type(rbm).__name__}")
+    return rbm
 
 
 def _weights64(rbm):
@@ -25,6 +32,8 @@ def _weights64(rbm):
 def exact_log_partition(rbm, max_hidden: int = 22) -> float:
     """log Z by summing over all 2^n_hidden hidden states (visible units summed out
     analytically): log Z = logsumexp_h [c.h + sum_i softplus(b_i + (W h)_i)]."""
+    rbm = _check_rbm(rbm)
+    max_hidden = check_positive_int(max_hidden, "max_hidden")
     if rbm.n_hidden > max_hidden:
         raise ValueError(f"exact log Z enumerates 2^n_hidden states; n_hidden = {rbm.n_hidden} "
                          f"exceeds max_hidden = {max_hidden}")
@@ -78,7 +87,9 @@ def ais_log_partition(rbm, base_bias, n_runs: int = 100, n_betas: int = 14_500,
     Returns ``(log_z, log_z_std)``: the estimate log(mean w) and the standard error of
     log Z from the spread of the importance weights (delta method).
     """
+    rbm = _check_rbm(rbm)
     n_runs = check_positive_int(n_runs, "n_runs")
+    seed = check_seed(seed, allow_none=False)
     base_bias = as_finite_array(base_bias, "base_bias", ndim=1, dtype=np.float64)
     if base_bias.shape != (rbm.n_visible,):
         raise ValueError(f"base_bias must have shape ({rbm.n_visible},), got {base_bias.shape}")
@@ -100,7 +111,7 @@ def log_partition_lower_bound(rbm, states=None) -> float:
     """A bound that log Z can never be below: Z >= prod_i (1 + exp(b_i)) (the h = 0 terms of
     the sum) and Z >= exp(-F(v)) for every state v in ``states`` (binary, e.g. fantasy
     particles). An AIS estimate below it has missed probability mass and must be rejected."""
-    bound = float(np.logaddexp(0.0, np.asarray(rbm.b.numpy(), np.float64)).sum())
+    bound = float(np.logaddexp(0.0, np.asarray(_check_rbm(rbm).b.numpy(), np.float64)).sum())
     if states is not None:
         states = rbm.check_binary(states, "states")
         bound = max(bound, float(np.max(-ops.convert_to_numpy(rbm.free_energy(states)))))
@@ -108,6 +119,8 @@ def log_partition_lower_bound(rbm, states=None) -> float:
 
 def average_log_likelihood(rbm, x, log_z: float) -> float:
     """Mean log p(x) = mean(-F(x)) - log Z over binary examples ``x``, in nats."""
-    x = rbm.check_binary(x)
+    x = _check_rbm(rbm).check_binary(x)
+    if isinstance(log_z, (bool, np.bool_)):
+        raise TypeError(f"log_z must be a finite number, got {log_z!r}")
     log_z = check_finite(log_z, "log_z")
     return float(-np.mean(ops.convert_to_numpy(rbm.free_energy(x)), dtype=np.float64) - log_z)

@@ -57,15 +57,42 @@ def _report(met: bool, message: str) -> bool:
     return False
 
 
-def _check_name(name) -> str:
+def _check_name(name, argument: str = "name") -> str:
     if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"name must be a non-empty string, got {name!r}")
+        raise TypeError(f"{argument} must be a non-empty string, got {name!r}")
     return name
+
+
+def _check_text(text, argument: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{argument} must be a string (may be empty), got {text!r}")
+    return text
+
+
+def _target(target) -> float:
+    target = _number(target, "target")
+    if math.isnan(target):
+        raise ValueError("target must be a number, got NaN: no value can meet it")
+    return target
+
+
+def _truth(condition) -> bool:
+    """A truth value: bool, NumPy bool, or a 0-d boolean array or tensor. A number, None or
+    a string is not one (``bool`` would turn them into a silent True or False)."""
+    if isinstance(condition, (bool, np.bool_)):
+        return bool(condition)
+    if hasattr(condition, "__array__") and not isinstance(condition, (str, bytes)):
+        array = np.asarray(condition)
+        if array.ndim == 0 and array.dtype == bool:
+            return bool(array)
+    raise TypeError(f"condition must be True or False (a comparison's result), got "
+                    f"{condition!r}")
 
 
 def at_least(name: str, value, target, why: str = "") -> bool:
     """``value >= target``: for a number that should be large (an accuracy, a correlation)."""
-    name, value, target = _check_name(name), _number(value, "value"), _number(target, "target")
+    name, value, target = _check_name(name), _number(value, "value"), _target(target)
+    why = _check_text(why, "why")
     met = not math.isnan(value) and value >= target
     return _report(met, f"{name} = {value:.6g}, target >= {target:.6g}"
                    + (f" ({why})" if why else ""))
@@ -73,7 +100,8 @@ def at_least(name: str, value, target, why: str = "") -> bool:
 
 def at_most(name: str, value, target, why: str = "") -> bool:
     """``value <= target``: for a number that should be small (a loss, an error, a distance)."""
-    name, value, target = _check_name(name), _number(value, "value"), _number(target, "target")
+    name, value, target = _check_name(name), _number(value, "value"), _target(target)
+    why = _check_text(why, "why")
     met = not math.isnan(value) and value <= target
     return _report(met, f"{name} = {value:.6g}, target <= {target:.6g}"
                    + (f" ({why})" if why else ""))
@@ -82,11 +110,8 @@ def at_most(name: str, value, target, why: str = "") -> bool:
 def holds(claim: str, condition, detail: str = "") -> bool:
     """A comparison the study claims (e.g. 'the GAN's distance is below the VAE's'):
     ``condition`` is the comparison's truth value, ``detail`` the numbers behind it."""
-    claim = _check_name(claim)
-    if not isinstance(condition, bool):
-        if getattr(condition, "ndim", 0) != 0 or not hasattr(condition, "__bool__"):
-            raise TypeError(f"condition must be True or False, got {condition!r}")
-        condition = bool(condition)
+    claim, condition = _check_name(claim, "claim"), _truth(condition)
+    detail = _check_text(detail, "detail")
     return _report(condition, f"expected {claim}" + (f": {detail}" if detail else ""))
 
 

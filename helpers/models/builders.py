@@ -11,20 +11,20 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers
 
 from helpers.infra.checks import check_finite, check_positive_int
 
 
 def _check_shape(shape, name):
-    if not isinstance(shape, int) and not hasattr(shape, "__iter__"):
+    if isinstance(shape, (bool, np.bool_, str, bytes)) or (
+            not isinstance(shape, (int, np.integer)) and not hasattr(shape, "__iter__")):
         raise ValueError(f"{name} must be an integer or a tuple of integers, got {shape!r}")
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if not shape:
         raise ValueError(f"{name} must be a non-empty shape, got {shape!r}")
-    for dim in shape:
-        check_positive_int(dim, name)
-    return shape
+    return tuple(check_positive_int(dim, name) for dim in shape)
 
 
 def _check_widths(widths, name, allow_empty=True):
@@ -34,16 +34,40 @@ def _check_widths(widths, name, allow_empty=True):
     widths = tuple(widths)
     if not widths and not allow_empty:
         raise ValueError(f"{name} must hold at least one layer width, got {widths!r}")
-    for w in widths:
-        check_positive_int(w, f"each entry of {name}")
-    return widths
+    return tuple(check_positive_int(w, f"each entry of {name}") for w in widths)
 
 
 def _check_dropout(dropout):
+    if isinstance(dropout, (bool, np.bool_)):
+        raise TypeError(f"dropout must be a rate in [0, 1), got {dropout!r}")
     dropout = check_finite(dropout, "dropout")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
     return float(dropout)
+
+
+def _check_activation(activation, name):
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be a Keras activation (a name such as 'relu' or a "
+                         f"function), got {activation!r}") from None
+    return activation
+
+
+def _check_kernel_size(kernel_size):
+    if isinstance(kernel_size, (int, np.integer, bool, np.bool_)):
+        return check_positive_int(kernel_size, "kernel_size")
+    if not isinstance(kernel_size, (tuple, list)) or len(kernel_size) != 2:
+        raise ValueError(f"kernel_size must be an integer or a pair of integers, "
+                         f"got {kernel_size!r}")
+    return tuple(check_positive_int(k, "kernel_size") for k in kernel_size)
+
+
+def _check_variational(variational):
+    if not isinstance(variational, (bool, np.bool_)):
+        raise TypeError(f"variational must be True or False, got {variational!r}")
+    return bool(variational)
 
 
 class SubmodelsConfig:
@@ -65,6 +89,8 @@ COVARIANCES = ("diagonal", "full")
 
 
 def latent_head(h, latent_dim, variational, covariance="diagonal"):
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    variational = _check_variational(variational)
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
     if not variational:
@@ -84,6 +110,7 @@ def mlp_encoder(input_shape, latent_dim, hidden=(256,), activation="relu", dropo
     input_shape = _check_shape(input_shape, "input_shape")
     latent_dim = check_positive_int(latent_dim, "latent_dim")
     hidden, dropout = _check_widths(hidden, "hidden"), _check_dropout(dropout)
+    activation = _check_activation(activation, "activation")
     inputs = keras.Input(shape=input_shape)
     h = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
     for width in hidden:
@@ -102,6 +129,8 @@ def mlp_decoder(latent_dim, output_shape, hidden=(256,), activation="relu", drop
     latent_dim = check_positive_int(latent_dim, "latent_dim")
     output_shape = _check_shape(output_shape, "output_shape")
     hidden, dropout = _check_widths(hidden, "hidden"), _check_dropout(dropout)
+    activation = _check_activation(activation, "activation")
+    output_activation = _check_activation(output_activation, "output_activation")
     inputs = keras.Input(shape=(latent_dim,))
     h = inputs
     for width in reversed(hidden):
@@ -121,7 +150,9 @@ def conv_encoder(input_shape, latent_dim, filters=(32, 64), kernel_size=3, dense
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
     latent_dim = check_positive_int(latent_dim, "latent_dim")
-    filters = _check_widths(filters, "filters")
+    filters, kernel_size = _check_widths(filters, "filters"), _check_kernel_size(kernel_size)
+    activation = _check_activation(activation, "activation")
+    variational = _check_variational(variational)
     inputs = keras.Input(shape=input_shape)
     h = inputs
     for f in filters:
@@ -141,6 +172,9 @@ def conv_decoder(latent_dim, output_shape, filters=(64, 32), kernel_size=3, dens
     if len(output_shape) != 3:
         raise ValueError(f"output_shape must be (height, width, channels), got {output_shape}")
     filters = _check_widths(filters, "filters", allow_empty=False)
+    kernel_size = _check_kernel_size(kernel_size)
+    activation = _check_activation(activation, "activation")
+    output_activation = _check_activation(output_activation, "output_activation")
     scale = 2 ** len(filters)
     height, width, channels = output_shape
     if height % scale or width % scale:

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from helpers.infra.checks import as_finite_array, check_positive_int
+from helpers.infra.checks import as_finite_array, check_positive_int, check_seed
 from helpers.models.autoencoders import VAE
 
 
@@ -65,18 +65,35 @@ def fan_out(z, n: int) -> list:
     return ops.unstack(ops.repeat(ops.expand_dims(z, 1), n, axis=1), n, axis=1)
 
 
+def _wrap(x, p, axis):
+    """``x`` with ``p`` sites of periodic padding on each side of ``axis``."""
+    def part(start=None, stop=None):
+        return x[(slice(None),) * axis + (slice(start, stop),)]
+
+    n = x.shape[axis]
+    if n is not None and p > n:  # the pad wraps more than once: repeat the lattice first
+        copies = -(-p // n)
+        x = ops.concatenate([x] * (2 * copies + 1), axis=axis)
+        return part(copies * n - p, (copies + 1) * n + p)
+    return ops.concatenate([part(-p), x, part(stop=p)], axis=axis)
+
+
 @keras.saving.register_keras_serializable(package="helpers")
 class PeriodicPad2D(layers.Layer):
-    """Pad height and width by wrapping around (periodic boundaries)."""
+    """Pad height and width by wrapping around (periodic boundaries), as NumPy's
+    ``np.pad(x, ..., mode="wrap")``: a pad wider than the lattice wraps around it again."""
 
     def __init__(self, pad=1, **kwargs):
         super().__init__(**kwargs)
         self.pad = check_positive_int(pad, "pad")
 
     def call(self, x):
-        p = self.pad
-        x = ops.concatenate([x[:, -p:], x, x[:, :p]], axis=1)
-        return ops.concatenate([x[:, :, -p:], x, x[:, :, :p]], axis=2)
+        if len(x.shape) != 4:
+            raise ValueError("PeriodicPad2D: the input must have shape (batch, height, width, "
+                             f"channels), got {tuple(x.shape)}")
+        for axis in (1, 2):
+            x = _wrap(x, self.pad, axis)
+        return x
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad}
@@ -154,6 +171,15 @@ class CheckerboardDecoder(keras.Model):
 
     def nll(self, z, x):
         """-log p(x | z) in nats per example, all stages in one teacher-forced pass."""
+        z = ops.cast(ops.convert_to_tensor(z), self.compute_dtype)
+        x = ops.cast(ops.convert_to_tensor(x), self.compute_dtype)
+        for name, value, shape in (("z", z, (self.latent_dim,)),
+                                   ("x", x, (self.L, self.L, 1))):
+            if len(value.shape) != 1 + len(shape) or any(
+                    got is not None and got != want
+                    for got, want in zip(value.shape[1:], shape, strict=True)):
+                raise ValueError(f"{name} must have shape (n, {', '.join(map(str, shape))}), "
+                                 f"got {tuple(value.shape)}")
         x01 = x[..., 0]
         b = self.base_stride
         zs = fan_out(z, 1 + 2 * len(self.nets))  # the base, then each stage's FiLM and gain
@@ -177,7 +203,8 @@ class CheckerboardDecoder(keras.Model):
         z = as_finite_array(z, "z", ndim=2)
         if z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}), got {z.shape}")
-        rng = np.random.default_rng(seed)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        rng = np.random.default_rng(check_seed(seed, allow_none=False))
         out = np.zeros((len(z), self.L, self.L), dtype=np.float32)
         for start in range(0, len(z), batch_size):
             zb = z[start:start + batch_size]
@@ -211,6 +238,21 @@ class CheckerboardVAE(VAE):
         kwargs.pop("likelihood", None)
         super().__init__(encoder, decoder, likelihood="bernoulli", beta=beta, seed=seed,
                          **kwargs)
+        if self.latent_dim != decoder.latent_dim:
+            raise ValueError(f"the encoder's latent_dim ({self.latent_dim}) must be the "
+                             f"decoder's ({decoder.latent_dim})")
+        lattice = (decoder.L, decoder.L, 1)
+        if tuple(encoder.input_shape[1:]) != lattice:
+            raise ValueError(f"encoder must take the decoder's configurations {lattice}, got "
+                             f"input shape {tuple(encoder.input_shape[1:])}")
+
+    def check_data(self, x, name="x") -> np.ndarray:
+        """Return ``x`` as float32 after the VAE's checks; spins must be 0 or 1."""
+        arr = super().check_data(x, name)
+        if not np.isin(arr, (0.0, 1.0)).all():
+            raise ValueError(f"{name} must be binary (0/1 spins) for the checkerboard decoder, "
+                             f"got values in [{arr.min():.4g}, {arr.max():.4g}]")
+        return arr
 
     def reconstruction_term(self, z, target, training=False):
         """The decoder's exact -log p(target | z), all stages in one teacher-forced pass."""
@@ -227,6 +269,7 @@ class CheckerboardVAE(VAE):
         return self.decoder.sample(z, seed=seed, batch_size=batch_size)
 
     def generate(self, n, seed=0):
+        seed = check_seed(seed, allow_none=False)
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((check_positive_int(n, "n"), self.latent_dim))
         return self.decode(z.astype(np.float32), seed=seed + 1)

@@ -53,16 +53,29 @@ def build_discriminator(width: int = 64) -> keras.Model:
     return keras.Model(x, outputs, name="discriminator")
 
 
+def _logits(x, name):
+    """``x`` as a floating-point tensor (lists and integer arrays are converted); an empty
+    batch, whose mean would be NaN, raises."""
+    x = ops.convert_to_tensor(x)
+    if "float" not in keras.backend.standardize_dtype(x.dtype):
+        x = ops.cast(x, keras.config.floatx())
+    if 0 in tuple(x.shape):
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    return x
+
+
 def discriminator_loss(real_logits, fake_logits):
     """Binary cross-entropy with real labelled 1 and fake 0, from logits, summed over the two
     halves and averaged over the batch: mean(softplus(-real)) + mean(softplus(fake))."""
+    real_logits = _logits(real_logits, "real_logits")
+    fake_logits = _logits(fake_logits, "fake_logits")
     return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
 
 
 def generator_loss(fake_logits):
     """The non-saturating generator loss: cross-entropy of the fakes labelled real,
     mean(softplus(-fake)) = -mean(log sigmoid(fake))."""
-    return ops.mean(ops.softplus(-fake_logits))
+    return ops.mean(ops.softplus(-_logits(fake_logits, "fake_logits")))
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -77,9 +90,20 @@ class GAN(SubmodelsConfig, keras.Model):
     _parts = ("generator", "discriminator")
 
     def __init__(self, generator, discriminator, seed=None, **kwargs):
+        for name, part in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(part, keras.Model) or len(getattr(part, "inputs", None) or []) != 1:
+                raise TypeError(f"{name} must be a keras.Model with one input (e.g. "
+                                f"gan.build_{name}()), got {type(part).__name__}")
+        images = tuple(discriminator.inputs[0].shape[1:])
+        noise_in, images_out = generator.inputs[0].shape, generator.outputs[0].shape
+        if len(noise_in) != 2 or tuple(images_out[1:]) != images:
+            raise ValueError(f"generator must map noise (n, latent_dim) to the discriminator's "
+                             f"images (n, {', '.join(map(str, images))}), got "
+                             f"{tuple(noise_in)} -> {tuple(images_out)}")
+        seed = check_seed(seed)
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
-        self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.latent_dim = int(noise_in[-1])
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=n)
@@ -87,8 +111,21 @@ class GAN(SubmodelsConfig, keras.Model):
         self.built = generator.built and discriminator.built  # nothing else to build
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
+        optimizers = []
+        for name, value in (("d_optimizer", d_optimizer), ("g_optimizer", g_optimizer)):
+            try:
+                optimizer = keras.optimizers.get(value)
+            except ValueError:
+                optimizer = None
+            if not isinstance(optimizer, keras.optimizers.Optimizer):
+                raise TypeError(f"{name} must be a Keras optimizer or its name (e.g. "
+                                f"keras.optimizers.Adam(2e-4) or 'adam'), got {value!r}")
+            optimizers.append(optimizer)
+        if optimizers[0] is optimizers[1]:
+            raise ValueError("d_optimizer and g_optimizer must be two optimizers, one per "
+                             "network: each keeps the state of its own network's weights")
         super().compile(**kwargs)
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        self.d_optimizer, self.g_optimizer = optimizers
 
     @property
     def metrics(self):
@@ -123,9 +160,10 @@ class GAN(SubmodelsConfig, keras.Model):
 
     def generate(self, n: int, seed: int = 0, batch_size: int = 500) -> np.ndarray:
         """``n`` images from standard-normal noise drawn with NumPy ``seed``, in [-1, 1]."""
-        z = np.random.default_rng(seed).standard_normal(
+        z = np.random.default_rng(check_seed(seed, allow_none=False)).standard_normal(
             (check_positive_int(n, "n"), self.latent_dim)).astype(np.float32)
-        return self.generator.predict(z, batch_size=batch_size, verbose=0)
+        return self.generator.predict(z, batch_size=check_positive_int(batch_size, "batch_size"),
+                                      verbose=0)
 
     def get_config(self):
         return {"name": self.name, "seed": self.seed,
@@ -136,22 +174,23 @@ class GAN(SubmodelsConfig, keras.Model):
 def averaged_generator(model: GAN, noise: int = 4096, seed: int = 0) -> keras.Model:
     """A copy of ``model``'s generator whose trainable weights are the exponential moving
     average that its generator optimizer keeps (``use_ema=True``: after each update
-    ``average = ema_momentum * average + (1 - ema_momentum) * weights``), with its batch
-    normalisation statistics measured anew on ``noise`` standard-normal vectors (NumPy
-    ``seed``): the training's running statistics belong to the raw weights, not to their
-    average. ``model`` itself is left as it is."""
+    ``average = ema_momentum * average + (1 - ema_momentum) * weights``; before the first
+    update, the weights themselves), with its batch normalisation statistics measured anew on
+    ``noise`` standard-normal vectors (NumPy ``seed``): the training's running statistics
+    belong to the raw weights, not to their average. ``model`` itself is left as it is."""
     optimizer = getattr(model, "g_optimizer", None)
-    if optimizer is None or not optimizer.use_ema:
+    if not isinstance(model, GAN) or optimizer is None or not optimizer.use_ema:
         raise ValueError("averaged_generator: model must be a GAN compiled with a g_optimizer "
                          "built with use_ema=True (e.g. keras.optimizers.Adam(..., use_ema=True))")
-    if not optimizer.built:
-        raise ValueError("averaged_generator: the GAN has not been trained yet, so its "
-                         "g_optimizer holds no average")
     noise = check_positive_int(noise, "noise")
     seed = check_seed(seed, allow_none=False)
     averaged = keras.models.clone_model(model.generator)
     averaged.set_weights(model.generator.get_weights())
-    optimizer.finalize_variable_values(averaged.trainable_variables)  # weights <- average
+    # Keras creates the average as zeros when the optimizer is built (by the first update, or
+    # before it by training.save_checkpoint) and sets it to the weights at the first update:
+    # until then there is no average to read, and the weights are their own average
+    if optimizer.built and int(optimizer.iterations) > 0:
+        optimizer.finalize_variable_values(averaged.trainable_variables)  # weights <- average
     # one pass in training mode with momentum 0 sets each layer's moving mean and variance
     # to the statistics of its input over the whole batch of noise
     norms = [layer for layer in averaged.layers if isinstance(layer, layers.BatchNormalization)]

@@ -13,10 +13,24 @@ import tensorflow as tf
 from keras import ops
 
 from helpers.data.mnist import binarize as sample_binarization
-from helpers.infra.checks import as_finite_array, check_finite, check_positive_int
+from helpers.infra.checks import as_finite_array, check_finite, check_positive_int, check_seed
 from helpers.infra.config import require_tensorflow_backend
 
 require_tensorflow_backend(__name__)
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _first_examples(data, n_batches: int) -> np.ndarray:
+    """The examples of the first ``n_batches`` batches of a tf.data or Keras data set."""
+    batches = data.take(n_batches) if isinstance(data, tf.data.Dataset) else (
+        data[i] for i in range(min(len(data), n_batches)))
+    return np.concatenate([np.asarray(keras.utils.unpack_x_y_sample_weight(batch)[0])
+                           for batch in batches])
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -33,10 +47,12 @@ class RBM(keras.Model):
         self.n_hidden = check_positive_int(n_hidden, "n_hidden")
         self.k = check_positive_int(k, "k")
         self.n_chains = check_positive_int(n_chains, "n_chains")
-        self.persistent = bool(persistent)
+        self.persistent = _check_bool(persistent, "persistent")
+        if isinstance(weight_decay, (bool, np.bool_)):
+            raise TypeError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
         if check_finite(weight_decay, "weight_decay") < 0:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-        self.weight_decay, self.seed = float(weight_decay), seed
+        self.weight_decay, self.seed = float(weight_decay), check_seed(seed)
         self.W = self.add_weight(shape=(n_visible, n_hidden), name="W",
                                  initializer=keras.initializers.RandomNormal(0.0, 0.01, seed))
         self.b = self.add_weight(shape=(n_visible,), name="visible_bias", initializer="zeros")
@@ -74,6 +90,8 @@ class RBM(keras.Model):
     def free_energy(self, v):
         """F(v) = -b.v - sum_j softplus(c_j + v.W_j), so p(v) = exp(-F(v)) / Z."""
         v = ops.convert_to_tensor(v, dtype=self.W.dtype)  # NumPy * variable would be constant
+        if v.shape[-1] is not None and v.shape[-1] != self.n_visible:
+            raise ValueError(f"v must have shape (n, {self.n_visible}), got {tuple(v.shape)}")
         return -ops.sum(v * self.b, axis=-1) - ops.sum(
             ops.softplus(ops.matmul(v, self.W) + self.c), axis=-1)
 
@@ -99,6 +117,13 @@ class RBM(keras.Model):
         for _ in range(self.k):
             vk, _ = self.gibbs_step(vk)
         vk = ops.stop_gradient(vk)
+        # n log p(v_i | v_-i) for one pixel per example, with the weights the step starts from;
+        # the pixels come from their own stateless stream, so the training draws are unchanged
+        step_seed = ops.stack([ops.convert_to_tensor(self.seed or 0, "int64"),
+                               ops.cast(self.optimizer.iterations, "int64")])
+        pixels = tf.random.stateless_uniform(ops.shape(v0)[:1], step_seed, minval=0,
+                                             maxval=self.n_visible, dtype="int32")
+        pll = self._pseudo_log_likelihood(v0, pixels)
         with tf.GradientTape() as tape:
             gap = ops.mean(self.free_energy(v0)) - ops.mean(self.free_energy(vk))
             loss = gap + 0.5 * self.weight_decay * ops.sum(ops.square(self.W))
@@ -107,6 +132,7 @@ class RBM(keras.Model):
         if self.persistent:
             self.chains.assign(vk)
         self.gap_tracker.update_state(gap)
+        self.pll_tracker.update_state(pll)
         self.reconstruction_tracker.update_state(
             ops.sum(ops.square(v0 - self(v0)), axis=-1))
         return {m.name: m.result() for m in self.metrics}
@@ -127,6 +153,7 @@ class RBM(keras.Model):
     def check_binary(self, x, name="x", binarize=False, seed=None) -> np.ndarray:
         """Return ``x`` as float32 0/1 data of the right width; non-binary values raise
         unless ``binarize`` asks for a stochastic binarisation of values in [0, 1]."""
+        binarize = _check_bool(binarize, "binarize")
         arr = as_finite_array(x, name, ndim=2)
         if arr.shape[1] != self.n_visible:
             raise ValueError(f"{name} must have shape (n, {self.n_visible}), got {arr.shape}")
@@ -140,11 +167,11 @@ class RBM(keras.Model):
     def fit(self, x=None, y=None, binarize=False, **kwargs):
         """``keras.Model.fit`` after checking (or, with ``binarize=True``, binarising) arrays;
         persistent chains start at random training examples."""
-        if isinstance(x, np.ndarray):
+        binarize = _check_bool(binarize, "binarize")
+        if isinstance(x, (np.ndarray, list)) or tf.is_tensor(x):
             x = self.check_binary(x, binarize=binarize, seed=self.seed)
         if self.persistent and float(ops.max(ops.abs(self.chains))) == 0.0:
-            start = x if isinstance(x, np.ndarray) else np.concatenate(
-                [x[i] for i in range(min(len(x), 1 + self.n_chains // 10))])
+            start = x if isinstance(x, np.ndarray) else _first_examples(x, 1 + self.n_chains // 10)
             rows = np.random.default_rng(self.seed).choice(len(start), self.n_chains)
             self.chains.assign(np.asarray(start[rows], dtype="float32"))
         return super().fit(x, y, **kwargs)
@@ -172,7 +199,8 @@ class RBM(keras.Model):
         with v' the example with pixel i flipped."""
         v = self.check_binary(v, "v")
         if indices is None:
-            indices = np.random.default_rng(seed).integers(0, self.n_visible, len(v))
+            indices = np.random.default_rng(check_seed(seed, allow_none=False)).integers(
+                0, self.n_visible, len(v))
         indices = np.asarray(indices)
         if indices.shape != (len(v),) or not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"indices must hold one integer pixel index per example, shape "
