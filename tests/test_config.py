@@ -49,10 +49,14 @@ def test_same_seed_gives_same_numbers():
     assert not np.array_equal(np.random.rand(3), first[0])  # noqa: NPY002
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "7", True, None])
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True, None, 2**32])
 def test_set_seed_rejects_bad_seeds(seed):
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 2"):
         config.set_seed(seed)
+
+
+def test_the_largest_seed_is_accepted():
+    config.set_seed(2**32 - 1)
 
 
 @pytest.mark.parametrize("raw, expected", [

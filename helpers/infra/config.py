@@ -115,8 +115,9 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and Keras; with ``deterministic``, make TensorFlow's compiled
     functions give the same bits on every run: deterministic ops, and no memory-optimising
     graph rewrite (see ``set_memory_optimizer``)."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or \
+            not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
     import keras
 
     keras.utils.set_random_seed(int(seed))  # Python, NumPy (legacy global) and backend
