@@ -11,8 +11,16 @@ from helpers.infra import runner
 NOTEBOOKS = sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb"))
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "no notebooks found in notebooks/"
+def test_the_front_page_and_the_readme_list_exactly_the_notebooks_in_reading_order():
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    names = [p.stem for p in NOTEBOOKS]
+    front = re.findall(r"\]\((\d\d_\w+)\.ipynb\)", (root / "notebooks" / "index.md").read_text())
+    readme = re.findall(r"^\| `(\d\d_\w+)` \|", (root / "README.md").read_text(), re.MULTILINE)
+    assert front == names, "notebooks/index.md must link every notebook once, in order"
+    assert readme == names, "the README's table must list every notebook once, in order"
+    assert names == sorted(names) and len(set(n[:2] for n in names)) == len(names)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
