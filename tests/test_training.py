@@ -1,4 +1,5 @@
 import json
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -398,6 +399,7 @@ def _check_spare_copy(caught, epochs):
 
     (message,) = [str(w.message) for w in caught if "weight cache" in str(w.message)]
     spare = Path(re.search(r"saved to (\S+) instead", message).group(1))
+    assert spare.parent == Path(tempfile.gettempdir())  # the test's own, not the system's
     (weights,) = spare.glob("t-*.weights.h5")
     reloaded = _model(seed=9)
     reloaded(X[:2])
@@ -409,6 +411,7 @@ def _check_spare_copy(caught, epochs):
 
 def test_a_data_folder_that_cannot_be_made_keeps_the_training_in_a_temporary_folder(
         tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # spare copies go there
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("GENERATIVE_DATA_DIR", str(blocker / "data"))
@@ -420,7 +423,8 @@ def test_a_data_folder_that_cannot_be_made_keeps_the_training_in_a_temporary_fol
     np.testing.assert_array_equal(reloaded.encode(X), model.encode(X))
 
 
-def test_a_read_only_cache_folder_keeps_the_training_in_a_temporary_folder(monkeypatch):
+def test_a_read_only_cache_folder_keeps_the_training_in_a_temporary_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # spare copies go there
     # every write into data/ fails as on a read-only file system, unlink included
     import errno
 
