@@ -10,11 +10,13 @@ from helpers.models import autoencoders, builders, losses
 
 
 def _raw_from_chol(chol):
-    """Inverse of losses.cholesky_factor: log on the diagonal."""
-    raw = np.array(chol, dtype=np.float32)
+    """Inverse of losses.cholesky_factor: log on the diagonal, L_ij / L_ii below it."""
+    chol = np.asarray(chol, dtype=np.float64)
+    diagonal = np.diagonal(chol, axis1=-2, axis2=-1)
+    raw = chol / diagonal[..., :, None]
     idx = np.arange(raw.shape[-1])
-    raw[..., idx, idx] = np.log(raw[..., idx, idx])
-    return raw
+    raw[..., idx, idx] = np.log(diagonal)
+    return raw.astype(np.float32)
 
 
 def test_cholesky_factor_is_lower_triangular_with_positive_diagonal():
@@ -23,7 +25,38 @@ def test_cholesky_factor_is_lower_triangular_with_positive_diagonal():
     assert np.all(np.triu(chol, 1) == 0)
     np.testing.assert_allclose(np.diagonal(chol, axis1=-2, axis2=-1),
                                np.exp(np.diagonal(raw, axis1=-2, axis2=-1)), rtol=1e-6)
-    np.testing.assert_array_equal(np.tril(chol, -1), np.tril(raw, -1))
+
+
+def test_cholesky_factor_by_hand():
+    # A = [[a, ., .], [b, c, .], [e, f, g]] -> L = [[e^a, 0, 0], [e^c b, e^c, 0],
+    # [e^g e, e^g f, e^g]]: each row is scaled by its exponentiated diagonal entry
+    raw = np.array([[0.0, 9.0, 9.0], [0.5, math.log(2.0), 9.0], [-1.0, 3.0, math.log(0.1)]],
+                   np.float32)
+    expected = np.array([[1.0, 0.0, 0.0], [1.0, 2.0, 0.0], [-0.1, 0.3, 0.1]])
+    np.testing.assert_allclose(losses.cholesky_factor(raw[None]).numpy()[0], expected,
+                               rtol=1e-6, atol=1e-7)
+    # and back: every lower-triangular factor with a positive diagonal is reached
+    np.testing.assert_allclose(np.tril(_raw_from_chol(expected)), np.tril(raw), rtol=1e-6)
+
+
+def test_one_raw_number_narrows_a_whole_row_of_the_factor():
+    # the cause of notebook 04's full-covariance ELBO below the diagonal one: with the
+    # off-diagonal entries of L in absolute units, shrinking a posterior coordinate took the
+    # diagonal entry and every entry of its row, each driven to zero on its own. Shifting
+    # A_ii by log s must scale row i of L by s, leaving the correlations of the posterior.
+    raw = np.random.default_rng(4).normal(size=(1, 4, 4)).astype(np.float32)
+    shifted = raw.copy()
+    shifted[0, 2, 2] += math.log(0.01)
+    chol, narrow = (losses.cholesky_factor(r).numpy()[0] for r in (raw, shifted))
+    np.testing.assert_allclose(narrow[2], 0.01 * chol[2], rtol=1e-5)
+    np.testing.assert_array_equal(np.delete(narrow, 2, axis=0), np.delete(chol, 2, axis=0))
+    cov, cov_narrow = chol @ chol.T, narrow @ narrow.T
+    assert cov_narrow[2, 2] == pytest.approx(1e-4 * cov[2, 2], rel=1e-4)
+
+    def corr(c):
+        return c / np.sqrt(np.outer(np.diag(c), np.diag(c)))
+
+    np.testing.assert_allclose(corr(cov_narrow), corr(cov), rtol=1e-4, atol=1e-6)
 
 
 def test_full_kl_equals_diagonal_kl_without_correlations():
@@ -90,3 +123,9 @@ def test_full_covariance_needs_a_square_second_output():
         autoencoders.FullCovVAE(builders.mlp_encoder(6, 3), builders.mlp_decoder(3, 6))
     with pytest.raises(ValueError, match="covariance"):
         builders.mlp_encoder(6, 3, covariance="banded")
+
+
+def test_covariance_full_needs_a_variational_encoder():
+    # a plain autoencoder's code has no posterior: covariance="full" would be ignored
+    with pytest.raises(ValueError, match="covariance.*variational|variational.*covariance"):
+        builders.mlp_encoder(6, 3, variational=False, covariance="full")

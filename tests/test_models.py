@@ -172,9 +172,18 @@ def test_fit_rejects_bad_data(bad, match):
 
 
 def test_gaussian_likelihood_accepts_values_outside_the_unit_interval():
-    vae = _vae(likelihood="gaussian")
-    vae.compile(optimizer="adam")
-    vae.fit(np.full((4, 12), 3.0, dtype=np.float32), epochs=1, verbose=0)
+    x = np.linspace(-2.0, 3.0, 48, dtype=np.float32).reshape(4, 12)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # the Bernoulli model refuses them
+        _ae().evaluate(x, verbose=0)
+    ae = _ae(likelihood="gaussian", sigma=0.5)
+    ae.compile(optimizer="adam")
+    ae.fit(x, epochs=1, verbose=0)
+    # the reconstruction term is the Gaussian negative log-likelihood, written out by hand
+    x_hat = ae.predict(x, verbose=0)
+    nll = np.sum((x - x_hat) ** 2 / (2 * 0.5**2) + math.log(0.5) + 0.5 * math.log(2 * math.pi),
+                 axis=1)
+    result = ae.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    assert result["reconstruction"] == pytest.approx(nll.mean(), rel=1e-5)
 
 
 def test_sample_weight_is_refused():
@@ -259,3 +268,136 @@ def test_full_covariance_draws_have_covariance_l_l_transpose():
     draws = vae.posterior_draws(z_mean, chol, 3, n_draws=50_000)[0]
     np.testing.assert_allclose(draws.mean(axis=0), [1.0, -1.0], atol=0.02)
     np.testing.assert_allclose(np.cov(draws, rowvar=False), [[1.0, 0.8], [0.8, 1.0]], atol=0.02)
+
+
+# ---- bad input to fit, evaluate and the analysis methods, of every accepted type ----
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "32"])
+def test_fit_and_evaluate_refuse_a_bad_batch_size(batch_size):
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="batch_size"):
+        vae.fit(_data(), batch_size=batch_size, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        vae.evaluate(_data(), batch_size=batch_size, verbose=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        vae.encode(_data(), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("validation_data, match", [
+    ([], "validation_data must be x, \\(x,\\) or \\(x, y\\).*0 items"),
+    ((), "validation_data must be x, \\(x,\\) or \\(x, y\\).*0 items"),
+    (_data().tolist(), "validation_data must be x, \\(x,\\) or \\(x, y\\).*64 items"),
+    ((_data(), _data(), np.ones(64)), "validation_data holds sample weights"),
+    ((_data()[:, :5],), r"validation_data must have shape \(n, 12\)"),
+    ((_data(), _data()[:10]), "validation_data target must have one row per example"),
+])
+def test_fit_refuses_malformed_validation_data(validation_data, match):
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=match):
+        vae.fit(_data(), epochs=1, verbose=0, validation_data=validation_data)
+
+
+def test_fit_refuses_validation_data_of_the_wrong_type():
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    with pytest.raises(TypeError, match="validation_data must be an array"):
+        vae.fit(_data(), epochs=1, verbose=0, validation_data="val.npy")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"x": None}, ValueError, "x is required"),
+    ({"x": [[0.1, 0.2], [0.3]]}, ValueError, "x must be an array.*rows differ in length"),
+    ({"x": _data(), "y": _data()[:10]}, ValueError, "x target must have one row per example"),
+    ({"x": _data(), "epochs": -1}, ValueError, "epochs"),
+    ({"x": _data(), "validation_split": 1.5}, ValueError, "validation_split"),
+])
+def test_fit_names_the_bad_argument(kwargs, error, match):
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    with pytest.raises(error, match=match):
+        vae.fit(**{"epochs": 1, "verbose": 0, **kwargs})
+
+
+def test_tf_data_shapes_are_checked_before_training():
+    import tensorflow as tf
+
+    vae = _vae()
+    vae.compile(optimizer="adam")
+    narrow = tf.data.Dataset.from_tensor_slices(_data()[:, :5]).batch(16)
+    with pytest.raises(ValueError, match=r"x must yield batches of shape \(batch, 12\)"):
+        vae.fit(narrow, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"x must yield batches of shape \(batch, 12\)"):
+        vae.evaluate(narrow, verbose=0)
+    with pytest.raises(ValueError, match="validation_data must yield batches"):
+        vae.fit(_data(), epochs=1, verbose=0, validation_data=narrow)
+    unbatched = tf.data.Dataset.from_tensor_slices(_data())
+    with pytest.raises(ValueError, match=r"not batched: call \.batch"):
+        vae.fit(unbatched, epochs=1, verbose=0)
+    wrong_target = tf.data.Dataset.from_tensor_slices((_data(), _data()[:, :5])).batch(16)
+    with pytest.raises(ValueError, match="x target must yield batches"):
+        vae.fit(wrong_target, epochs=1, verbose=0)
+    weighted = tf.data.Dataset.from_tensor_slices((_data(), _data(), np.ones(64))).batch(16)
+    with pytest.raises(ValueError, match="sample weights are not supported"):
+        vae.fit(weighted, epochs=1, verbose=0)
+    # a well-formed pipeline trains
+    vae.fit(tf.data.Dataset.from_tensor_slices(_data()).batch(16), epochs=1, verbose=0)
+
+
+def test_predict_checks_its_input_like_evaluate():
+    vae = _vae()
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 12\)"):
+        vae.predict(_data()[:, :5], verbose=0)
+    broken = _data()
+    broken[0, 0] = np.nan
+    with pytest.raises(ValueError, match="x contains NaN"):
+        vae.predict(broken, verbose=0)
+
+
+def test_encode_refuses_a_data_stream_by_name():
+    import tensorflow as tf
+
+    with pytest.raises(TypeError, match=r"x must be an array of shape \(n, 12\).*_?Dataset"):
+        _vae().encode(tf.data.Dataset.from_tensor_slices(_data()).batch(16))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"z_log_var": np.zeros((4, 2))}, ValueError, "z_log_var must have the shape of z_mean"),
+    ({"z_mean": np.zeros((3, 5)), "z_log_var": np.zeros((3, 5))}, ValueError,
+     r"z_mean must have shape \(n, 2\)"),
+    ({"n_draws": 0}, ValueError, "n_draws"),
+    ({"n_draws": 2.5}, ValueError, "n_draws"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"seed": "a"}, ValueError, "seed"),
+])
+def test_posterior_draws_name_the_bad_argument(kwargs, error, match):
+    args = {"z_mean": np.zeros((3, 2)), "z_log_var": np.zeros((3, 2)), **kwargs}
+    with pytest.raises(error, match=match):
+        _vae().posterior_draws(**args)
+
+
+@pytest.mark.parametrize("chol", [np.zeros((3, 3, 3)), np.zeros((4, 2, 2)), np.zeros((3, 2, 3))])
+def test_full_covariance_draws_check_the_factor_shape(chol):
+    vae = autoencoders.FullCovVAE(builders.mlp_encoder(12, 2, covariance="full"),
+                                  builders.mlp_decoder(2, 12))
+    with pytest.raises(ValueError, match=r"chol must hold one .* shape \(3, 2, 2\)"):
+        vae.posterior_draws(np.zeros((3, 2)), chol)
+
+
+def test_a_vae_refuses_a_full_covariance_encoder():
+    with pytest.raises(ValueError, match="z_log_var.*FullCovVAE"):
+        autoencoders.VAE(builders.mlp_encoder(12, 2, covariance="full"),
+                         builders.mlp_decoder(2, 12))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "a"])
+def test_vae_seed_must_be_a_non_negative_integer(seed):
+    with pytest.raises(ValueError, match="seed"):
+        _vae(seed=seed)
+
+
+def test_learn_sigma_needs_a_gaussian_likelihood():
+    with pytest.raises(ValueError, match="learn_sigma.*gaussian"):
+        _vae(learn_sigma=True)  # Bernoulli by default: there is no scale to learn
+    with pytest.raises(ValueError, match="learn_sigma.*gaussian"):
+        _ae(learn_sigma=True)

@@ -33,6 +33,17 @@ require_tensorflow_backend(__name__)
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
+def _optional_positive_int(value, name):
+    """``None`` (Keras's default) or an integer >= 1."""
+    return None if value is None else check_positive_int(value, name)
+
+
+def _is_stream(x) -> bool:
+    """A data source that yields batches (tf.data, PyDataset, a generator), not an array."""
+    return (isinstance(x, (tf.data.Dataset, keras.utils.PyDataset))
+            or (hasattr(x, "__next__") and not hasattr(x, "__len__")))
+
+
 class _ReconstructionModel(SubmodelsConfig, keras.Model):
     """Shared machinery: likelihood, trackers, train/test steps and input checks."""
 
@@ -47,6 +58,9 @@ class _ReconstructionModel(SubmodelsConfig, keras.Model):
         self.likelihood = likelihood
         self.sigma = check_positive(sigma, "sigma")
         self.learn_sigma = bool(learn_sigma)
+        if self.learn_sigma and likelihood != "gaussian":
+            raise ValueError("learn_sigma=True needs likelihood='gaussian': a Bernoulli "
+                             f"likelihood has no scale to learn (got likelihood={likelihood!r})")
         if likelihood == "gaussian":  # decoder scale; trainable when learn_sigma
             self.log_sigma = self.add_weight(
                 shape=(), name="log_sigma", trainable=self.learn_sigma,
@@ -130,43 +144,115 @@ class _ReconstructionModel(SubmodelsConfig, keras.Model):
     # ---- input checks: clear errors before Keras sees the data ----
     def check_data(self, x, name="x") -> np.ndarray:
         """Return ``x`` as float32 after checking shape, finiteness and the likelihood's range."""
-        arr = as_finite_array(x, name)
         expected = tuple(self.encoder.input_shape[1:])
+        shape_text = f"(n, {', '.join(map(str, expected))})"
+        if isinstance(x, (str, bytes, dict)) or _is_stream(x):
+            raise TypeError(f"{name} must be an array of shape {shape_text} or a list of "
+                            f"examples, got {type(x).__name__}")
+        try:
+            x = np.asarray(x)
+        except ValueError:  # a ragged nested list
+            raise ValueError(f"{name} must be an array of shape {shape_text}; got a nested "
+                             "sequence whose rows differ in length") from None
+        arr = as_finite_array(x, name)
         if arr.ndim < 2 or tuple(arr.shape[1:]) != expected:
-            raise ValueError(f"{name} must have shape (n, {', '.join(map(str, expected))}), "
-                             f"got {arr.shape}")
+            raise ValueError(f"{name} must have shape {shape_text}, got {arr.shape}")
         if self.likelihood == "bernoulli":
             check_unit_interval(arr, name)
         return arr
 
+    def _check_stream(self, dataset, name) -> None:
+        """The element shapes of a ``tf.data`` pipeline, before any batch is drawn: batches
+        (batch, *input shape) of x and of the optional target, and no sample weights."""
+        spec = dataset.element_spec
+        parts = tuple(spec) if isinstance(spec, (tuple, list)) else (spec,)
+        if len(parts) == 3 and parts[2] is not None:
+            raise ValueError(f"{name} yields (x, y, sample_weight); sample weights are not "
+                             "supported by this model")
+        expected = tuple(self.encoder.input_shape[1:])
+        for part, label in zip(parts[:2], (name, f"{name} target"), strict=False):
+            if not isinstance(part, tf.TensorSpec) or part.shape.rank is None:
+                continue  # nested or unknown structures are checked inside the step
+            shape = tuple(part.shape)
+            if len(shape) != len(expected) + 1 or any(
+                    have is not None and have != want
+                    for have, want in zip(shape[1:], expected, strict=True)):
+                hint = (" (the dataset is not batched: call .batch(batch_size))"
+                        if shape == expected else "")
+                raise ValueError(f"{label} must yield batches of shape (batch, "
+                                 f"{', '.join(map(str, expected))}), got elements of shape "
+                                 f"{shape}{hint}")
+
     def _checked(self, x, y, name):
-        if isinstance(x, (np.ndarray, list)) or tf.is_tensor(x):
+        if x is None:
+            raise ValueError(f"{name} is required: an array of examples or a tf.data.Dataset")
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"{name} must be an array of examples or a tf.data.Dataset, got "
+                            f"{type(x).__name__}")
+        if isinstance(x, tf.data.Dataset):
+            self._check_stream(x, name)
+        elif isinstance(x, (np.ndarray, list)) or tf.is_tensor(x):
             x = self.check_data(x, name)
             if y is not None:
                 y = self.check_data(y, f"{name} target")
+                if len(y) != len(x):
+                    raise ValueError(f"{name} target must have one row per example of {name}: "
+                                     f"{len(x)} examples, {len(y)} targets")
         return x, y
 
-    def fit(self, x=None, y=None, validation_data=None, **kwargs):
-        if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
-            raise ValueError("sample_weight and class_weight are not supported by this model")
-        x, y = self._checked(x, y, "x")
+    def _checked_validation(self, validation_data):
+        """``validation_data`` as ``(x,)`` or ``(x, y)`` after the checks that ``x`` gets."""
+        if validation_data is None or isinstance(validation_data, tf.data.Dataset):
+            if validation_data is not None:
+                self._check_stream(validation_data, "validation_data")
+            return validation_data
+        if isinstance(validation_data, np.ndarray) or tf.is_tensor(validation_data):
+            return (self._checked(validation_data, None, "validation_data")[0],)
         if isinstance(validation_data, (tuple, list)):
+            if not 1 <= len(validation_data) <= 3:
+                raise ValueError("validation_data must be x, (x,) or (x, y) with x an array of "
+                                 f"examples; got a {type(validation_data).__name__} of "
+                                 f"{len(validation_data)} items")
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                raise ValueError("validation_data holds sample weights (x, y, sample_weight); "
+                                 "they are not supported by this model")
             vx, vy = self._checked(validation_data[0],
                                    validation_data[1] if len(validation_data) > 1 else None,
                                    "validation_data")
-            validation_data = (vx,) if vy is None else (vx, vy)
-        elif isinstance(validation_data, np.ndarray):
-            validation_data = (self._checked(validation_data, None, "validation_data")[0],)
-        return super().fit(x, y, validation_data=validation_data, **kwargs)
+            return (vx,) if vy is None else (vx, vy)
+        if isinstance(validation_data, (str, bytes, dict, int, float)):
+            raise TypeError("validation_data must be an array, (x,), (x, y) or a "
+                            f"tf.data.Dataset, got {type(validation_data).__name__}")
+        return validation_data  # another Keras data source (PyDataset, generator)
 
-    def evaluate(self, x=None, y=None, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
+        if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
+            raise ValueError("sample_weight and class_weight are not supported by this model")
+        batch_size = _optional_positive_int(batch_size, "batch_size")
+        epochs = check_positive_int(epochs, "epochs", minimum=0)
+        split = kwargs.get("validation_split", 0.0)
+        if not (isinstance(split, (int, float)) and 0.0 <= split < 1.0):
+            raise ValueError(f"validation_split must be a fraction in [0, 1), got {split!r}")
         x, y = self._checked(x, y, "x")
-        return super().evaluate(x, y, **kwargs)
+        kwargs["validation_data"] = self._checked_validation(kwargs.get("validation_data"))
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        batch_size = _optional_positive_int(batch_size, "batch_size")
+        x, y = self._checked(x, y, "x")
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        batch_size = _optional_positive_int(batch_size, "batch_size")
+        x, _ = self._checked(x, None, "x")
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def encode(self, x, batch_size=256) -> np.ndarray:
         """The code of each example of ``x``, one array (n, latent_dim): an autoencoder's code,
         a VAE's posterior mean (``VAE.posterior`` gives the whole posterior)."""
-        outputs = self.encoder.predict(self.check_data(x), batch_size=batch_size, verbose=0)
+        outputs = self.encoder.predict(self.check_data(x),
+                                       batch_size=check_positive_int(batch_size, "batch_size"),
+                                       verbose=0)
         return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
     def decode(self, z, batch_size=256):
@@ -174,7 +260,8 @@ class _ReconstructionModel(SubmodelsConfig, keras.Model):
         z = as_finite_array(z, "z", ndim=2)
         if z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}), got {z.shape}")
-        return self.decoder.predict(z, batch_size=batch_size, verbose=0)
+        return self.decoder.predict(z, batch_size=check_positive_int(batch_size, "batch_size"),
+                                    verbose=0)
 
     # ---- saving ----
     def get_config(self):
@@ -204,15 +291,23 @@ class VAE(_ReconstructionModel):
         if len(encoder.outputs) != 2:
             raise ValueError("encoder must output two tensors (z_mean, z_log_var), "
                              f"got {len(encoder.outputs)}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         # a variable, so that changing beta during training (KL annealing) takes effect
         # inside the compiled train_step
         self._beta = self.add_weight(shape=(), name="beta", trainable=False,
                                      initializer=keras.initializers.Constant(
                                          self._checked_beta(beta)))
         self.latent_dim = int(encoder.outputs[0].shape[-1])
+        self._check_posterior_output(tuple(encoder.outputs[1].shape[1:]))
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def _check_posterior_output(self, shape) -> None:
+        """The encoder's second output: one log-variance per latent coordinate."""
+        if shape != (self.latent_dim,):
+            raise ValueError(f"encoder's second output (z_log_var) must have shape "
+                             f"(latent_dim,) = ({self.latent_dim},), got {shape}; an encoder "
+                             "built with covariance='full' goes with FullCovVAE")
 
     @staticmethod
     def _checked_beta(beta) -> float:
@@ -265,12 +360,28 @@ class VAE(_ReconstructionModel):
 
     def posterior(self, x, batch_size=256):
         """The posterior q(z|x) of each example as NumPy arrays: (z_mean, z_log_var)."""
-        z_mean, z_log_var = self.encoder.predict(self.check_data(x), batch_size=batch_size,
-                                                 verbose=0)
+        z_mean, z_log_var = self.encoder.predict(
+            self.check_data(x), batch_size=check_positive_int(batch_size, "batch_size"),
+            verbose=0)
         return z_mean, z_log_var
+
+    def _checked_mean(self, z_mean) -> np.ndarray:
+        z_mean = as_finite_array(z_mean, "z_mean", ndim=2)
+        if z_mean.shape[1] != self.latent_dim:
+            raise ValueError(f"z_mean must have shape (n, {self.latent_dim}), got "
+                             f"{z_mean.shape}")
+        return z_mean
 
     @staticmethod
     def _noise(z_mean, seed, n_draws):
+        if not isinstance(seed, np.random.Generator):
+            try:
+                seed = check_seed(seed)
+            except ValueError:
+                raise ValueError("seed must be an integer >= 0, None or a "
+                                 f"np.random.Generator, got {seed!r}") from None
+        if n_draws is not None:
+            n_draws = check_positive_int(n_draws, "n_draws")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         shape = z_mean.shape if n_draws is None else (len(z_mean), n_draws, z_mean.shape[1])
         return rng.standard_normal(shape)
@@ -280,8 +391,11 @@ class VAE(_ReconstructionModel):
         analysis (``sample_latent`` is the same step inside training): one per example,
         shape (n, d), or ``n_draws`` each, shape (n, n_draws, d). ``seed`` is an integer or a
         ``np.random.Generator``, whose stream the draws continue."""
-        z_mean = as_finite_array(z_mean, "z_mean", ndim=2)
+        z_mean = self._checked_mean(z_mean)
         z_log_var = as_finite_array(z_log_var, "z_log_var", ndim=2)
+        if z_log_var.shape != z_mean.shape:
+            raise ValueError(f"z_log_var must have the shape of z_mean {z_mean.shape}, got "
+                             f"{z_log_var.shape}")
         eps = self._noise(z_mean, seed, n_draws)
         scale = np.exp(0.5 * z_log_var)
         if n_draws is not None:
@@ -301,13 +415,15 @@ class VAE(_ReconstructionModel):
 @keras.saving.register_keras_serializable(package="helpers")
 class FullCovVAE(VAE):
     """VAE whose posterior has a full covariance L L^T: the encoder outputs the mean and a
-    (d, d) matrix whose strict lower triangle and exponentiated diagonal form the Cholesky
-    factor L (build it with ``builders.mlp_encoder(..., covariance="full")``);
-    z = mean + L eps, and the KL is the closed form for a full covariance."""
+    (d, d) matrix A that ``losses.cholesky_factor`` turns into the Cholesky factor L, with
+    L_ii = exp(A_ii) and, below the diagonal, L_ij = L_ii A_ij (build the encoder with
+    ``builders.mlp_encoder(..., covariance="full")``); z = mean + L eps, and the KL is the
+    closed form for a full covariance. Each row of L scales with its diagonal, so that one
+    number narrows a posterior coordinate, as the diagonal VAE's log-variance does; with the
+    off-diagonal entries in absolute units, notebook 04's full-covariance ELBO fell below the
+    diagonal VAE's."""
 
-    def __init__(self, encoder, decoder, **kwargs):
-        super().__init__(encoder, decoder, **kwargs)
-        shape = tuple(encoder.outputs[1].shape[1:])
+    def _check_posterior_output(self, shape) -> None:
         if shape != (self.latent_dim, self.latent_dim):
             raise ValueError("encoder's second output must have shape (latent_dim, latent_dim) "
                              f"= ({self.latent_dim}, {self.latent_dim}), got {shape}; build it "
@@ -324,15 +440,20 @@ class FullCovVAE(VAE):
 
     def posterior(self, x, batch_size=256):
         """Posterior means (n, d) and Cholesky factors (n, d, d) as NumPy arrays."""
-        z_mean, raw = self.encoder.predict(self.check_data(x), batch_size=batch_size,
-                                           verbose=0)
+        z_mean, raw = self.encoder.predict(
+            self.check_data(x), batch_size=check_positive_int(batch_size, "batch_size"),
+            verbose=0)
         return z_mean, ops.convert_to_numpy(cholesky_factor(ops.convert_to_tensor(raw)))
 
     def posterior_draws(self, z_mean, chol, seed=0, n_draws=None) -> np.ndarray:
         """Draws z = z_mean + L eps from the posteriors (see ``VAE.posterior_draws``), with
         ``chol`` the Cholesky factors L (n, d, d) that ``posterior`` returns."""
-        z_mean = as_finite_array(z_mean, "z_mean", ndim=2)
+        z_mean = self._checked_mean(z_mean)
         chol = as_finite_array(chol, "chol", ndim=3)
+        n, d = z_mean.shape
+        if chol.shape != (n, d, d):
+            raise ValueError(f"chol must hold one (latent_dim, latent_dim) factor per row of "
+                             f"z_mean, shape ({n}, {d}, {d}), got {chol.shape}")
         eps = self._noise(z_mean, seed, n_draws)
         if n_draws is None:
             return (z_mean + np.einsum("nij,nj->ni", chol, eps)).astype(np.float32)

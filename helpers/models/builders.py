@@ -94,6 +94,9 @@ def latent_head(h, latent_dim, variational, covariance="diagonal"):
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
     if not variational:
+        if covariance != "diagonal":
+            raise ValueError(f"covariance={covariance!r} needs variational=True: a plain "
+                             "autoencoder's code has no posterior covariance")
         return layers.Dense(latent_dim, name="z")(h)
     z_mean = layers.Dense(latent_dim, name="z_mean")(h)
     if covariance == "diagonal":

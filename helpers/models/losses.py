@@ -32,12 +32,15 @@ def gaussian_kl(z_mean, z_log_var):
     return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
 
 def cholesky_factor(raw):
-    """Lower-triangular factor with a positive diagonal from an unconstrained (..., d, d)
-    array: the strict lower triangle is kept, the diagonal exponentiated."""
+    """Lower-triangular factor L with a positive diagonal from an unconstrained (..., d, d)
+    array A: L = D (I + M), with D = diag(exp(A_ii)) and M the strict lower triangle of A,
+    so L_ii = exp(A_ii) and L_ij = exp(A_ii) A_ij below the diagonal: A_ij is L_ij in units
+    of L_ii, and one raw number, A_ii, narrows a whole row, as a log-variance narrows a
+    coordinate of a diagonal posterior. Every Cholesky factor is reached (A_ij = L_ij / L_ii)."""
     d = raw.shape[-1]
     eye = ops.eye(d, dtype=raw.dtype)
-    diagonal = ops.diagonal(raw, axis1=-2, axis2=-1)
-    return ops.tril(raw, -1) + eye * ops.expand_dims(ops.exp(diagonal), -1)
+    scale = ops.exp(ops.diagonal(raw, axis1=-2, axis2=-1))
+    return ops.expand_dims(scale, -1) * (ops.tril(raw, -1) + eye)
 
 def gaussian_kl_full(z_mean, chol):
     """KL(N(z_mean, L L^T) || N(0, I)) per example for a Cholesky factor ``chol`` = L:
