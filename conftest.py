@@ -13,6 +13,23 @@ import pytest
 _runs: dict[str, dict] = {}  # notebook path -> outputs by code-cell number, time, failures
 
 
+def pytest_configure(config):
+    """Run each cell as JupyterLab and the runner do, with ``store_history=True``: nbval sends
+    ``False``, and IPython then reads the trailing ';' that hides a cell's value from the
+    previous stored cell instead of this one, so figures showed twice and ``Text(...)``
+    values leaked into the executed copies the site is built from."""
+    try:
+        from nbval.kernel import RunningKernel
+    except ImportError:  # nbval not installed: nothing to adjust
+        return
+
+    def execute_cell_input(self, cell_input, allow_stdin=None):
+        return self.kc.execute(cell_input, store_history=True, allow_stdin=allow_stdin,
+                               stop_on_error=False)
+
+    RunningKernel.execute_cell_input = execute_cell_input
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -200,13 +200,13 @@ def plot_history(history, keys=None, logy=False):
     return fig
 
 
-def use_embedded_plotly() -> str:
+def use_embedded_plotly() -> None:
     """Make Plotly figures carry their own data and plotly.js, so they show in JupyterLab,
-    in notebooks executed by nbclient or papermill, and in their HTML export, offline."""
+    in notebooks executed by nbclient or papermill, and in their HTML export, offline.
+    Returns nothing, so that a setup cell ending with it shows nothing."""
     import plotly.io as pio
 
     pio.renderers.default = "plotly_mimetype+notebook"
-    return pio.renderers.default
 
 
 def polyline(points, steps: int = 8) -> np.ndarray:
