@@ -506,3 +506,25 @@ def test_checkpoints_of_an_uncompiled_gan_say_to_compile_it(tmp_path):
     training.save_checkpoint(_gan(), tmp_path, 1)
     with pytest.raises(ValueError, match="gan must be compiled"):
         training.restore_latest(_gan(compiled=False), tmp_path)
+
+
+def test_steps_per_execution_leaves_training_bit_for_bit_the_same():
+    # the notebooks run several updates per call to cut Keras's per-step overhead; the
+    # updates, their order and their numbers must be those of one update per call
+    x = np.random.default_rng(3).random((96, 6)).astype(np.float32)
+
+    def train(steps_per_execution):
+        config.set_seed(0)
+        vae = autoencoders.VAE(builders.mlp_encoder(6, 2, hidden=(8,)),
+                               builders.mlp_decoder(2, 6, hidden=(8,)), seed=0)
+        vae.compile(optimizer=keras.optimizers.Adam(1e-2),
+                    steps_per_execution=steps_per_execution)
+        history = vae.fit(x, epochs=3, batch_size=16, verbose=0, validation_data=(x[:32],))
+        return vae.get_weights(), history.history
+
+    weights_one, history_one = train(1)
+    for steps in (4, 7):  # a divisor of the 6 batches per epoch, and one that is not
+        weights, history = train(steps)
+        assert history == history_one
+        for a, b in zip(weights, weights_one, strict=True):
+            np.testing.assert_array_equal(a, b)
