@@ -246,3 +246,4 @@ def test_nll_takes_lists_and_float64_like_float32():
     expected = np.asarray(decoder.nll(z, x))
     np.testing.assert_array_equal(np.asarray(decoder.nll(z.astype("float64").tolist(),
                                                          x.astype("float64"))), expected)
+

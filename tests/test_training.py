@@ -528,3 +528,51 @@ def test_steps_per_execution_leaves_training_bit_for_bit_the_same():
         assert history == history_one
         for a, b in zip(weights, weights_one, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_execution_leaves_gan_training_bit_for_bit_the_same():
+    # the GAN draws its noise inside train_step from a seed generator: running several
+    # updates per call must draw the same noise in the same order, and use_ema's average too
+    from helpers.models import gan
+
+    x = np.random.default_rng(4).uniform(-1, 1, (40, 28, 28, 1)).astype(np.float32)
+
+    def train(steps_per_execution):
+        config.set_seed(0)
+        model = gan.GAN(gan.build_generator(8, width=8), gan.build_discriminator(width=8),
+                        seed=0)
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                      g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5, use_ema=True,
+                                                        ema_momentum=0.9),
+                      steps_per_execution=steps_per_execution)
+        history = model.fit(x, epochs=2, batch_size=8, verbose=0, shuffle=True)
+        averaged = gan.averaged_generator(model, seed=0)
+        return model.get_weights() + averaged.get_weights(), history.history
+
+    weights_one, history_one = train(1)
+    weights, history = train(3)  # 5 batches per epoch: not a multiple of 3
+    assert history == history_one
+    for a, b in zip(weights, weights_one, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restore_latest_never_loads_a_checkpoint_past_the_training_asked_for(tmp_path):
+    # a run asked for fewer epochs than the folder holds must not report the longer training
+    first, second = _gan(seed=1), _gan(seed=2)
+    training.save_checkpoint(first, tmp_path, 10)
+    training.save_checkpoint(second, tmp_path, 20)
+    model = _gan(seed=3)
+    assert training.restore_latest(model, tmp_path, max_epoch=15) == 10
+    for mine, theirs in zip(model.get_weights(), first.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert training.restore_latest(model, tmp_path, max_epoch=20) == 20
+    for mine, theirs in zip(model.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    untouched = _gan(seed=4)
+    before = untouched.get_weights()
+    with pytest.raises(ValueError, match=r"epoch 10 on.*max_epoch=5.*retrain"):
+        training.restore_latest(untouched, tmp_path, max_epoch=5)
+    for mine, theirs in zip(untouched.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(ValueError, match="max_epoch"):
+        training.restore_latest(untouched, tmp_path, max_epoch=0)

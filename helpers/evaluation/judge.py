@@ -15,7 +15,7 @@ from helpers.infra.checks import (
     check_seed,
     check_unit_interval,
 )
-from helpers.training import fit_or_load, update_budget
+from helpers.training import STEPS_PER_EXECUTION, fit_or_load, update_budget
 
 FEATURE_LAYER = "features"
 
@@ -86,7 +86,8 @@ def train_classifier(x_train, y_train, *, updates: int = 6_000, seed: int = 0,
     inputs = keras.Input(shape=(28, 28, 1))
     trainer = keras.Model(inputs, model(augment(inputs)))
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                    steps_per_execution=STEPS_PER_EXECUTION)
     history = fit_or_load(trainer, x_train, y_train, name="digit_classifier", cache=True,
                           retrain=retrain,
                           settings={"seed": seed, "data": source},
