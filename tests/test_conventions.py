@@ -291,3 +291,108 @@ def test_papermill_reads_every_parameter(path):
     cell = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assigned = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", cell, re.M))
     assert assigned - set(papermill.inspect_notebook(str(path))) == set()
+
+
+# ---------------------------------------------------------------- teaching text and exercises
+
+MAX_CELL_WORDS = 250
+MAX_TEACHING_WORDS = 2200
+NOT_TEACHING = ("Exercises", "References", "About the original study",
+                "Notes on this implementation")
+
+
+def words(markdown: str) -> int:
+    """Words of prose: displayed and inline maths count as one word, link targets as none."""
+    text = re.sub(r"\$\$.*?\$\$", " ", markdown, flags=re.S)
+    text = re.sub(r"\$[^$]*\$", " x ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return len(re.findall(r"[A-Za-z0-9][\w'’-]*", text))
+
+
+def _defined(source: str) -> set[str]:
+    """Names a cell binds in the notebook's namespace: assignments and loop variables at any
+    depth outside functions, classes and comprehensions; functions, classes and imports
+    (not ``_``, the name for a value nobody reads)."""
+    names = set()
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+                             ast.GeneratorExp)):
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source))
+    return names - {"_"}
+
+
+def teaching_problems(nb) -> list[str]:
+    """Cells over 250 words, teaching text over 2,200 words (all markdown but the exercises,
+    references, about and notes sections), and solution cells that rebind a name another
+    cell defines (Run All would overwrite the reader's code with the solution's)."""
+    problems, section, teaching = [], None, 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        heading = SECTION.search(cell.source)
+        if heading:
+            section = heading.group(2)
+        count = words(cell.source)
+        if count > MAX_CELL_WORDS:
+            problems.append(f"markdown cell {i} has {count} words (at most {MAX_CELL_WORDS})")
+        if section is None or not section.startswith(NOT_TEACHING):
+            teaching += count
+    if teaching > MAX_TEACHING_WORDS:
+        problems.append(f"{teaching} words of teaching text (at most {MAX_TEACHING_WORDS})")
+    plain = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "solution" not in cell.metadata.get("tags", []):
+            plain |= _defined(_code(cell))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "solution" in cell.metadata.get("tags", []):
+            clash = sorted(_defined(_code(cell)) & plain)
+            if clash:
+                problems.append(f"solution cell {i} rebinds {', '.join(clash)}, defined by "
+                                "another cell: give the solution its own names")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_teaching_text_and_exercises(path):
+    assert teaching_problems(nbformat.read(path, as_version=4)) == []
+
+
+def test_teaching_problems_are_reported():
+    def notebook(*cells):
+        return _notebook(list(cells))
+
+    good = notebook(
+        _cell("md", "## 1. Data\n\nA short paragraph about $x$ and [a link](https://a.b)."),
+        _cell("code", "def my_kl(m, v):\n    raise NotImplementedError"),
+        _cell("code", "def kl_solution(m, v):\n    return m\n\n\ncheck_kl(kl_solution)",
+              ["solution"]),
+        _cell("md", "## 2. References\n\n" + "word " * 240),
+    )
+    assert teaching_problems(good) == []
+    assert words("one $a + b$ two $$\\sum_i x_i$$ [three](https://x.y/z)") == 4
+    long_cell = notebook(_cell("md", "## 1. Data\n\n" + "word " * 251))
+    assert any("words (at most 250)" in p for p in teaching_problems(long_cell))
+    # 9 cells of 245 words: none too long, too many together; the same under Exercises is fine
+    prose = [_cell("md", f"## {k}. Part\n\n" + "word " * 245) for k in range(1, 10)]
+    assert any("teaching text" in p for p in teaching_problems(notebook(*prose)))
+    exercises = [_cell("md", "## 1. Exercises\n\n" + "word " * 245)] + [
+        _cell("md", "word " * 245) for _ in range(8)]
+    assert teaching_problems(notebook(*exercises)) == []
+    for solution in ("def my_kl(m, v):\n    return m",  # replaces the reader's stub
+                     "for my_kl in range(3):\n    pass",
+                     "import numpy as my_kl"):
+        clashing = notebook(_cell("code", "def my_kl(m, v):\n    raise NotImplementedError"),
+                            _cell("code", solution, ["solution"]))
+        assert any("rebinds my_kl" in p for p in teaching_problems(clashing)), solution
