@@ -351,6 +351,27 @@ def teaching_problems(nb) -> list[str]:
             teaching += count
     if teaching > MAX_TEACHING_WORDS:
         problems.append(f"{teaching} words of teaching text (at most {MAX_TEACHING_WORDS})")
+    # every numbered section before the conclusion ends with its one-line takeaway
+    starts = [i for i, c in enumerate(nb.cells)
+              if c.cell_type == "markdown" and SECTION.search(c.source)]
+    for start, end in zip(starts, [*starts[1:], len(nb.cells)][:len(starts)], strict=True):
+        title = SECTION.search(nb.cells[start].source).group(2)
+        if title.startswith(("Conclusion", *NOT_TEACHING)):
+            break
+        if not nb.cells[end - 1].source.startswith("**Takeaway:**"):
+            problems.append(f"section '{title}' must end with a '**Takeaway:**' cell")
+    # one derivation on paper, its worked answer collapsed in the next cell
+    derivations = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                   and re.search(r"\*\*Exercise \d+ \(derive it on paper\)\.\*\*", c.source)]
+    if not derivations:
+        problems.append("one exercise must be '**Exercise N (derive it on paper).**'")
+    for i in derivations:
+        answer = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        if (answer is None or answer.cell_type != "markdown"
+                or not answer.source.lstrip().startswith("<details>")
+                or "</details>" not in answer.source):
+            problems.append(f"the derivation of cell {i} needs its worked answer collapsed in "
+                            "<details> in the next cell")
     plain = set()
     for cell in nb.cells:
         if cell.cell_type == "code" and "solution" not in cell.metadata.get("tags", []):
@@ -373,26 +394,39 @@ def test_teaching_problems_are_reported():
     def notebook(*cells):
         return _notebook(list(cells))
 
+    derivation = [_cell("md", "**Exercise 2 (derive it on paper).** Show it. *Hint:* a sum."),
+                  _cell("md", "<details>\n<summary>Worked answer</summary>\n\nIt is.\n\n"
+                              "</details>")]
     good = notebook(
         _cell("md", "## 1. Data\n\nA short paragraph about $x$ and [a link](https://a.b)."),
+        _cell("md", "**Takeaway:** what to remember."),
+        _cell("md", "## 2. Exercises\n\n**Exercise 1 (implement it yourself).** Write it."),
         _cell("code", "def my_kl(m, v):\n    raise NotImplementedError"),
         _cell("code", "def kl_solution(m, v):\n    return m\n\n\ncheck_kl(kl_solution)",
               ["solution"]),
-        _cell("md", "## 2. References\n\n" + "word " * 240),
+        *derivation,
+        _cell("md", "## 3. References\n\n" + "word " * 240),
     )
     assert teaching_problems(good) == []
+    without_takeaway = notebook(*good.cells[:1], *good.cells[2:])
+    assert any("'Data' must end with a '**Takeaway:**'" in p
+               for p in teaching_problems(without_takeaway))
+    open_answer = notebook(*good.cells[:6], _cell("md", "It is, because..."), *good.cells[7:])
+    assert any("collapsed" in p for p in teaching_problems(open_answer))
+    no_derivation = notebook(*good.cells[:5], *good.cells[7:])
+    assert any("derive it on paper" in p for p in teaching_problems(no_derivation))
     assert words("one $a + b$ two $$\\sum_i x_i$$ [three](https://x.y/z)") == 4
-    long_cell = notebook(_cell("md", "## 1. Data\n\n" + "word " * 251))
+    long_cell = notebook(_cell("md", "## 1. Data\n\n" + "word " * 251), *derivation)
     assert any("words (at most 250)" in p for p in teaching_problems(long_cell))
     # 9 cells of 245 words: none too long, too many together; the same under Exercises is fine
     prose = [_cell("md", f"## {k}. Part\n\n" + "word " * 245) for k in range(1, 10)]
     assert any("teaching text" in p for p in teaching_problems(notebook(*prose)))
     exercises = [_cell("md", "## 1. Exercises\n\n" + "word " * 245)] + [
         _cell("md", "word " * 245) for _ in range(8)]
-    assert teaching_problems(notebook(*exercises)) == []
+    assert teaching_problems(notebook(*exercises, *derivation)) == []
     for solution in ("def my_kl(m, v):\n    return m",  # replaces the reader's stub
                      "for my_kl in range(3):\n    pass",
                      "import numpy as my_kl"):
         clashing = notebook(_cell("code", "def my_kl(m, v):\n    raise NotImplementedError"),
-                            _cell("code", solution, ["solution"]))
+                            _cell("code", solution, ["solution"]), *derivation)
         assert any("rebinds my_kl" in p for p in teaching_problems(clashing)), solution
