@@ -256,7 +256,11 @@ def split_passes(passes: int, at_most: int) -> tuple[int, int]:
     """Split ``passes`` passes over a small data set into Keras epochs of equal length, each
     at most ``at_most`` passes: returns ``(passes_per_epoch, epochs)`` whose product is
     exactly ``passes`` (the largest divisor of ``passes`` not above ``at_most``), so that
-    grouping passes to save Keras's per-epoch overhead never changes the number of updates."""
+    grouping passes to save Keras's per-epoch overhead never changes how often the data are
+    seen. Fed as the data tiled ``passes_per_epoch`` times, an epoch makes
+    ceil(passes_per_epoch * n / batch_size) updates, fewer than ``passes_per_epoch`` times
+    ceil(n / batch_size) when the batch size does not divide n (the batches run across the
+    tiles instead of ending each pass with a short one)."""
     passes = check_positive_int(passes, "passes")
     at_most = check_positive_int(at_most, "at_most")
     per_epoch = max(d for d in range(1, min(passes, at_most) + 1) if passes % d == 0)
