@@ -70,7 +70,8 @@ def train_classifier(x_train, y_train, *, updates: int = 6_000, seed: int = 0,
                      source: str = "unknown", retrain: bool = False) -> tuple[keras.Model, dict]:
     """Train ``build_classifier`` for ``updates`` gradient updates (batches of 64) on images
     in [0, 1] with small random shifts, or reload it from the weight cache (always on: the
-    classifier is a measuring instrument, so every notebook and mode uses the same one).
+    classifier is a measuring instrument, so every notebook and mode uses the same one; keep
+    the default ``seed`` so that it does not change with a notebook's own seed).
     Returns (model, history)."""
     x_train = _images(x_train, "x_train")
     y_train = _labels(y_train, len(x_train))
