@@ -301,6 +301,12 @@ NOT_TEACHING = ("Exercises", "References", "About the original study",
                 "Notes on this implementation")
 
 
+def tokens(markdown: str) -> int:
+    """Everything a reader scans: words, numbers and the symbols of the maths, each run of
+    letters or digits one (the per-cell limit counts these)."""
+    return len(re.findall(r"\w+", markdown))
+
+
 def words(markdown: str) -> int:
     """Words of prose: displayed and inline maths count as one word, link targets as none."""
     text = re.sub(r"\$\$.*?\$\$", " ", markdown, flags=re.S)
@@ -334,7 +340,8 @@ def _defined(source: str) -> set[str]:
 
 
 def teaching_problems(nb) -> list[str]:
-    """Cells over 250 words, teaching text over 2,200 words (all markdown but the exercises,
+    """Cells over 250 words (maths symbols counted, see ``tokens``), teaching text over 2,200
+    words of prose (maths one word, see ``words``; all markdown but the exercises,
     references, about and notes sections), and solution cells that rebind a name another
     cell defines (Run All would overwrite the reader's code with the solution's)."""
     problems, section, teaching = [], None, 0
@@ -344,11 +351,11 @@ def teaching_problems(nb) -> list[str]:
         heading = SECTION.search(cell.source)
         if heading:
             section = heading.group(2)
-        count = words(cell.source)
+        count = tokens(cell.source)
         if count > MAX_CELL_WORDS:
             problems.append(f"markdown cell {i} has {count} words (at most {MAX_CELL_WORDS})")
         if section is None or not section.startswith(NOT_TEACHING):
-            teaching += count
+            teaching += words(cell.source)
     if teaching > MAX_TEACHING_WORDS:
         problems.append(f"{teaching} words of teaching text (at most {MAX_TEACHING_WORDS})")
     # every numbered section before the conclusion ends with its one-line takeaway
