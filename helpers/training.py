@@ -356,6 +356,22 @@ def _write_cache(model, history: dict, folder, stem: str,
     return spare / f"{stem}.weights.h5"
 
 
+def restart_random_draws(model) -> None:
+    """Put every seeded ``keras.random.SeedGenerator`` of ``model`` (and of its layers) back
+    at its first draw. :func:`fit_or_load` calls it after training and after loading, so
+    that what the model draws next (a VAE's sampled loss, a generator's noise) does not
+    depend on whether its weights were just trained or reloaded from the cache. Generators
+    made without a seed are left alone: their draws are not reproducible anyway."""
+    layers = model._flatten_layers(include_self=True) if hasattr(model, "_flatten_layers") \
+        else [model]
+    for layer in layers:
+        for generator in getattr(layer, "_seed_generators", []):
+            seed = getattr(generator, "_initial_seed", None)
+            if isinstance(seed, int):
+                start = keras.ops.convert_to_tensor([seed, 0], dtype=generator.state.dtype)
+                generator.state.assign(start)
+
+
 def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = None,
                 retrain: bool = False, cache: bool | None = None, **fit_kwargs) -> dict:
     """Train ``model`` with ``model.fit(x, y, **fit_kwargs)`` or reload cached weights.
@@ -369,7 +385,8 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     no folder. A silent training (``verbose=0``) shows one progress bar over its epochs
     (:class:`EpochProgress`). A corrupt cache is retrained from the model's initial state; a
     cache that cannot be written sends the weights to a temporary folder named in a warning.
-    Returns the history as a dict.
+    Either way the model's random draws then start again from its seed
+    (:func:`restart_random_draws`). Returns the history as a dict.
     """
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
@@ -391,6 +408,7 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
             and history_file.exists()):
         try:
             history = _load_cached(model, x, weights, history_file)
+            restart_random_draws(model)
             print(f"Loaded cached weights {weights.name} (set RETRAIN=1 to train again)")
             return history
         except Exception as exc:  # corrupt or stale cache: train again, from the start
@@ -401,6 +419,7 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
                                                   EpochProgress(name)]}
     history = model.fit(x, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
+    restart_random_draws(model)
     if cache:
         _write_cache(model, history, lambda: data_dir("models"), stem,
                      key_record(name, key, model))
@@ -618,6 +637,6 @@ class CheckpointEvery(keras.callbacks.Callback):
 
 
 __all__ = ["CheckpointEvery", "EpochHistory", "cache_key", "checkpoints", "code_fingerprint",
-           "fit_or_load",
-           "latest_checkpoint", "model_signature", "read_epoch_history", "restore_latest",
-           "run_directory", "save_checkpoint", "split_passes", "update_budget"]
+           "fit_or_load", "latest_checkpoint", "model_signature", "read_epoch_history",
+           "restart_random_draws", "restore_latest", "run_directory", "save_checkpoint",
+           "split_passes", "update_budget"]
