@@ -178,7 +178,7 @@ def ising_checkerboard_vae():
 
 
 def rbm_workload(persistent):
-    # 06_rbm_mnist.ipynb, make_rbm(): 500 hidden units, SGD(0.02, momentum 0.5), trained on
+    # 07_rbm_mnist.ipynb, make_rbm(): 500 hidden units, SGD(0.02, momentum 0.5), trained on
     # mnist.DynamicBinarization of the grey training digits (a new binarisation every epoch)
     def build():
         return rbm.RBM(n_visible=784, n_hidden=500, k=1, persistent=persistent, n_chains=100,
@@ -195,17 +195,17 @@ def rbm_workload(persistent):
 
 
 def rbm_cd1():
-    # 06_rbm_mnist.ipynb, variants["CD-1"]
+    # 07_rbm_mnist.ipynb, variants["CD-1"]
     return rbm_workload(persistent=False)
 
 
 def rbm_pcd():
-    # 06_rbm_mnist.ipynb, variants["PCD"]: 100 persistent chains
+    # 07_rbm_mnist.ipynb, variants["PCD"]: 100 persistent chains
     return rbm_workload(persistent=True)
 
 
 def dcgan():
-    # 07_gan_mnist.ipynb, make_gan(): GENERATOR_WIDTH=128, DISCRIMINATOR_WIDTH=32, Adam(1e-4,
+    # 08_gan_mnist.ipynb, make_gan(): GENERATOR_WIDTH=128, DISCRIMINATOR_WIDTH=32, Adam(1e-4,
     # beta_1=0.5) for both, the generator's with a moving average (EMA_MOMENTUM=0.999)
     def build():
         return gan.GAN(gan.build_generator(100, 128), gan.build_discriminator(32), seed=SEED)

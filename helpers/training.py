@@ -295,7 +295,8 @@ def _load_cached(model, x, weights, history_file) -> dict:
     (the model's and its optimizer's) back as it was, so training starts afresh, and
     re-raise."""
     existing = {id(v): v.numpy() for v in model.variables}  # before the call draws noise
-    model(_first_batch(x), training=False)  # build the variables before loading
+    if not model.built:  # build the variables before loading (a model built when made may
+        model(_first_batch(x), training=False)  # not accept its fit input, e.g. dummies)
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)  # its state is saved too
@@ -373,7 +374,8 @@ def restart_random_draws(model) -> None:
 
 
 def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = None,
-                retrain: bool = False, cache: bool | None = None, **fit_kwargs) -> dict:
+                retrain: bool = False, cache: bool | None = None, quiet: bool = False,
+                **fit_kwargs) -> dict:
     """Train ``model`` with ``model.fit(x, y, **fit_kwargs)`` or reload cached weights.
 
     Weights go to ``data/models/<name>-<key>.weights.h5`` with the training history beside
@@ -385,11 +387,14 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     no folder. A silent training (``verbose=0``) shows one progress bar over its epochs
     (:class:`EpochProgress`). A corrupt cache is retrained from the model's initial state; a
     cache that cannot be written sends the weights to a temporary folder named in a warning.
+    ``quiet=True`` (for many small models) shows no progress bar and no "Loaded" message.
     Either way the model's random draws then start again from its seed
     (:func:`restart_random_draws`). Returns the history as a dict.
     """
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(f"name must be a non-empty file-name stem, got {name!r}")
+    if not isinstance(quiet, bool):
+        raise TypeError(f"quiet must be True or False, got {quiet!r}")
     if cache is None:
         cache = not fast_mode()
     retrain = retrain_requested(retrain)
@@ -409,12 +414,13 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
         try:
             history = _load_cached(model, x, weights, history_file)
             restart_random_draws(model)
-            print(f"Loaded cached weights {weights.name} (set RETRAIN=1 to train again)")
+            if not quiet:
+                print(f"Loaded cached weights {weights.name} (set RETRAIN=1 to train again)")
             return history
         except Exception as exc:  # corrupt or stale cache: train again, from the start
             warnings.warn(f"Cached weights {weights.name} unusable ({exc}); retraining.",
                           stacklevel=2)
-    if fit_kwargs.get("verbose", "auto") == 0:  # silent: a single progress bar instead
+    if fit_kwargs.get("verbose", "auto") == 0 and not quiet:  # one progress bar instead
         fit_kwargs = {**fit_kwargs, "callbacks": [*(fit_kwargs.get("callbacks") or []),
                                                   EpochProgress(name)]}
     history = model.fit(x, y, **fit_kwargs).history

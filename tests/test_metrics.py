@@ -58,15 +58,15 @@ def test_record_table_writes_a_csv_and_lists_it(tmp_path):
 def test_variant_names_the_file_and_its_tables(tmp_path):
     import pandas as pd
 
-    rec = MetricsRecorder("06_rbm_mnist", data="fashion-mnist", directory=tmp_path,
+    rec = MetricsRecorder("07_rbm_mnist", data="fashion-mnist", directory=tmp_path,
                           variant="fashion_mnist")
     rec.record("x", 1.5)
     rec.record_table("loglik", pd.DataFrame({"a": [1]}))
-    assert (tmp_path / "06_rbm_mnist-fashion_mnist.json").exists()
-    assert (tmp_path / "06_rbm_mnist-fashion_mnist.loglik.csv").exists()
-    assert not (tmp_path / "06_rbm_mnist.json").exists()
+    assert (tmp_path / "07_rbm_mnist-fashion_mnist.json").exists()
+    assert (tmp_path / "07_rbm_mnist-fashion_mnist.loglik.csv").exists()
+    assert not (tmp_path / "07_rbm_mnist.json").exists()
     with pytest.raises(ValueError, match="variant"):
-        MetricsRecorder("06_rbm_mnist", directory=tmp_path, variant="fashion mnist")
+        MetricsRecorder("07_rbm_mnist", directory=tmp_path, variant="fashion mnist")
 
 
 def test_an_unreadable_metrics_file_is_skipped_with_a_warning(tmp_path):

@@ -590,3 +590,14 @@ def test_random_draws_after_training_and_after_reloading_are_the_same():
     first = [trained.evaluate(X, verbose=0, return_dict=True)["loss"] for _ in range(2)]
     second = [loaded.evaluate(X, verbose=0, return_dict=True)["loss"] for _ in range(2)]
     assert first == second and first[0] != first[1]  # still random, from the same start
+
+
+def test_a_quiet_call_prints_nothing_when_it_trains_or_loads(capsys):
+    """Many small models (the S-curve notebook's table) are cached without a progress bar
+    or a message each."""
+    first = training.fit_or_load(_model(), X, name="q", epochs=2, verbose=0, quiet=True)
+    second = training.fit_or_load(_model(seed=1), X, name="q", epochs=2, verbose=0, quiet=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "" and first == second
+    with pytest.raises(TypeError, match="quiet"):
+        training.fit_or_load(_model(), X, name="q", epochs=2, verbose=0, quiet="yes")

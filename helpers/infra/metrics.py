@@ -19,7 +19,7 @@ from helpers.infra.files import replace_atomic, write_json_atomic
 
 def metrics_stem(notebook: str, variant: str | None = None) -> str:
     """File stem of a notebook's metrics: ``notebook``, or ``notebook-variant`` for a run on
-    other data (e.g. ``06_rbm_mnist-fashion_mnist``)."""
+    other data (e.g. ``07_rbm_mnist-fashion_mnist``)."""
     if not isinstance(notebook, str) or not notebook or os.sep in notebook:
         raise ValueError(f"notebook must be a file stem like '01_mnist_vae', got {notebook!r}")
     if variant is None:
