@@ -7,6 +7,7 @@ from helpers.data import galaxies, heatmaps, mnist
 from helpers.evaluation import likelihood, partition
 from helpers.infra.checks import (
     as_finite_array,
+    check_bool,
     check_broadcastable,
     check_finite,
     check_range,
@@ -78,3 +79,10 @@ def test_check_broadcastable():
     assert check_broadcastable({"a": np.zeros((3, 1)), "b": np.zeros(4), "c": 1.0}) == (3, 4)
     with pytest.raises(ValueError, match=r"a and b must broadcast .*got shapes \(3,\), \(2,\)"):
         check_broadcastable({"a": np.zeros(3), "b": [1, 2]})
+
+
+def test_check_bool_takes_python_and_numpy_booleans_only():
+    assert check_bool(True, "flag") is True and check_bool(np.bool_(False), "flag") is False
+    for bad in (1, 0, "yes", None, np.array([True])):
+        with pytest.raises(TypeError, match="flag must be True or False"):
+            check_bool(bad, "flag")

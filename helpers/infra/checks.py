@@ -54,6 +54,13 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as bool; raise TypeError unless it is True or False (NumPy's too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_seed(seed, name: str = "seed", allow_none: bool = True):
     """Return ``seed`` as int (or None when allowed); raise unless it is an integer >= 0."""
     if seed is None and allow_none:

@@ -22,19 +22,19 @@ import tensorflow as tf
 from keras import ops
 from scipy.special import logsumexp
 
-from helpers.infra.checks import as_finite_array, check_positive, check_positive_int, check_seed
+from helpers.infra.checks import (
+    as_finite_array,
+    check_bool,
+    check_positive,
+    check_positive_int,
+    check_seed,
+)
 from helpers.infra.config import require_tensorflow_backend
 
 require_tensorflow_backend(__name__)
 
 
 # ---------------------------------------------------------------- input checks
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _check_L(L) -> int:
     return check_positive_int(L, "L", minimum=2)
 
@@ -118,8 +118,8 @@ class MaskedDense(keras.layers.Layer):
         super().__init__(**kwargs)
         self.n_sites = check_positive_int(n_sites, "n_sites")
         self.channels = check_positive_int(channels, "channels")
-        self.exclusive = _check_bool(exclusive, "exclusive")
-        self.use_bias = _check_bool(use_bias, "use_bias")
+        self.exclusive = check_bool(exclusive, "exclusive")
+        self.use_bias = check_bool(use_bias, "use_bias")
         self.seed = check_seed(seed)
         self.units = self.channels * self.n_sites
 
@@ -180,7 +180,7 @@ class VAN(keras.Model):
         L = _check_L(L)
         depth = check_positive_int(depth, "depth")
         channels = check_positive_int(channels, "channels")
-        symmetric = _check_bool(symmetric, "symmetric")
+        symmetric = check_bool(symmetric, "symmetric")
         seed = check_seed(seed)
         super().__init__(**kwargs)
         self.L, self.depth, self.channels = L, depth, channels

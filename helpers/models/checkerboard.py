@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from helpers.infra.checks import as_finite_array, check_positive_int, check_seed
+from helpers.infra.checks import as_finite_array, check_bool, check_positive_int, check_seed
 from helpers.models.autoencoders import VAE
 
 
@@ -34,8 +34,7 @@ def stage_masks(L: int, base_stride: int = 8,
     plaquette centres becomes two, alternating like the squares of a chessboard."""
     L = check_positive_int(L, "L", minimum=2)
     base_stride = check_positive_int(base_stride, "base_stride")
-    if not isinstance(split_centres, (bool, np.bool_)):
-        raise TypeError(f"split_centres must be True or False, got {split_centres!r}")
+    check_bool(split_centres, "split_centres")
     if base_stride & (base_stride - 1) or L % base_stride:
         raise ValueError(f"base_stride must be a power of 2 dividing L={L}, got {base_stride}")
     i, j = np.indices((L, L))

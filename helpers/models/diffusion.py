@@ -256,14 +256,20 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
 
 
 # ---------------------------------------------------------------- time embedding
+def _check_even_dim(value, name: str) -> int:
+    """An embedding width: a positive even integer (half sines, half cosines)."""
+    value = check_positive_int(value, name, minimum=2)
+    if value % 2:
+        raise ValueError(f"{name} must be even (sines and cosines), got {value}")
+    return value
+
+
 def sinusoidal_embedding(t, dim: int):
     """DDPM's (transformer-style) embedding of the steps ``t`` (shape (batch,), integers or
     floats, NumPy or tensors): [sin(t w_k), cos(t w_k)] for the ``dim // 2`` frequencies
     w_k = 10000^(-k / (dim/2 - 1)), k = 0..dim/2 - 1; a float32 tensor (batch, dim). ``dim``
     must be even."""
-    dim = check_positive_int(dim, "dim", minimum=2)
-    if dim % 2:
-        raise ValueError(f"dim must be even (sines and cosines), got {dim}")
+    dim = _check_even_dim(dim, "dim")
     if not _is_tensor(t):
         t = as_finite_array(t, "t", ndim=1)
     elif len(t.shape) != 1:
@@ -281,9 +287,7 @@ class SinusoidalEmbedding(layers.Layer):
 
     def __init__(self, dim, **kwargs):
         super().__init__(**kwargs)
-        self.dim = check_positive_int(dim, "dim", minimum=2)
-        if self.dim % 2:
-            raise ValueError(f"dim must be even (sines and cosines), got {self.dim}")
+        self.dim = _check_even_dim(dim, "dim")
 
     def call(self, t):
         return sinusoidal_embedding(t, self.dim)
@@ -337,9 +341,7 @@ def build_unet(image_size: int = 28, channels: int = 1, base: int = 32,
     image_size = check_positive_int(image_size, "image_size")
     channels = check_positive_int(channels, "channels")
     base = check_positive_int(base, "base")
-    time_dim = check_positive_int(time_dim, "time_dim", minimum=2)
-    if time_dim % 2:
-        raise ValueError(f"time_dim must be even, got {time_dim}")
+    time_dim = _check_even_dim(time_dim, "time_dim")
     if isinstance(multipliers, (str, bytes)) or not isinstance(multipliers, (tuple, list)) \
             or not multipliers:
         raise TypeError(f"multipliers must be a non-empty tuple of positive integers, e.g. "
@@ -382,9 +384,7 @@ def build_mlp_denoiser(dim: int = 2, width: int = 128, depth: int = 3,
     dim = check_positive_int(dim, "dim")
     width = check_positive_int(width, "width")
     depth = check_positive_int(depth, "depth")
-    time_dim = check_positive_int(time_dim, "time_dim", minimum=2)
-    if time_dim % 2:
-        raise ValueError(f"time_dim must be even, got {time_dim}")
+    time_dim = _check_even_dim(time_dim, "time_dim")
     x_in = keras.Input(shape=(dim,), name="x_t")
     t_in = keras.Input(shape=(), dtype="int32", name="t")
     temb = _time_mlp(t_in, time_dim)

@@ -13,16 +13,16 @@ import tensorflow as tf
 from keras import ops
 
 from helpers.data.mnist import binarize as sample_binarization
-from helpers.infra.checks import as_finite_array, check_finite, check_positive_int, check_seed
+from helpers.infra.checks import (
+    as_finite_array,
+    check_bool,
+    check_finite,
+    check_positive_int,
+    check_seed,
+)
 from helpers.infra.config import require_tensorflow_backend
 
 require_tensorflow_backend(__name__)
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _first_examples(data, n_batches: int) -> np.ndarray:
@@ -47,7 +47,7 @@ class RBM(keras.Model):
         self.n_hidden = check_positive_int(n_hidden, "n_hidden")
         self.k = check_positive_int(k, "k")
         self.n_chains = check_positive_int(n_chains, "n_chains")
-        self.persistent = _check_bool(persistent, "persistent")
+        self.persistent = check_bool(persistent, "persistent")
         if isinstance(weight_decay, (bool, np.bool_)):
             raise TypeError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
         if check_finite(weight_decay, "weight_decay") < 0:
@@ -153,7 +153,7 @@ class RBM(keras.Model):
     def check_binary(self, x, name="x", binarize=False, seed=None) -> np.ndarray:
         """Return ``x`` as float32 0/1 data of the right width; non-binary values raise
         unless ``binarize`` asks for a stochastic binarisation of values in [0, 1]."""
-        binarize = _check_bool(binarize, "binarize")
+        binarize = check_bool(binarize, "binarize")
         arr = as_finite_array(x, name, ndim=2)
         if arr.shape[1] != self.n_visible:
             raise ValueError(f"{name} must have shape (n, {self.n_visible}), got {arr.shape}")
@@ -167,7 +167,7 @@ class RBM(keras.Model):
     def fit(self, x=None, y=None, binarize=False, **kwargs):
         """``keras.Model.fit`` after checking (or, with ``binarize=True``, binarising) arrays;
         persistent chains start at random training examples."""
-        binarize = _check_bool(binarize, "binarize")
+        binarize = check_bool(binarize, "binarize")
         if isinstance(x, (np.ndarray, list)) or tf.is_tensor(x):
             x = self.check_binary(x, binarize=binarize, seed=self.seed)
         if self.persistent and float(ops.max(ops.abs(self.chains))) == 0.0:
