@@ -4,7 +4,7 @@
 notebooks into build/site-src/ and builds build/site/ from there. Nothing is executed here
 and no page loads anything from another host: MathJax and plotly.js are local copies."""
 
-project = "Deep generative models: a course in seven notebooks"
+project = "Deep generative models: a course in nine notebooks"
 author = "the course authors"
 copyright = "the course authors"
 

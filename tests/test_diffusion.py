@@ -226,6 +226,20 @@ def test_samplers_run_a_keras_network_in_batches():
     assert list(path) == [19] and path[19].shape == (10, 2)
 
 
+def test_a_network_is_compiled_once_for_every_sampler_call():
+    # timing a sampler must not time TensorFlow's tracing again on every call
+    network = small_mlp(seed=8)
+    schedule = d.linear_schedule(20)
+    d.ddim_sample(network, schedule, (10, 2), steps=5, seed=1)
+    call = d._compiled(network)
+    traces = call.experimental_get_tracing_count()
+    d.ddim_sample(network, schedule, (10, 2), steps=5, seed=2)
+    d.ddpm_sample(network, schedule, (10, 2), seed=2)
+    assert d._compiled(network) is call
+    assert call.experimental_get_tracing_count() == traces
+    assert d._compiled(small_mlp(seed=8)) is not call  # one per network
+
+
 # ---------------------------------------------------------------- the 2-D mixture
 MIXTURE = d.GaussianMixture2D(means=[[-2.0, 0.0], [2.0, 1.0], [0.0, -2.0]],
                               stds=[0.3, 0.5, 0.4], weights=[0.5, 0.3, 0.2])
@@ -375,6 +389,8 @@ def test_diffusion_model_reloads_and_accepts_float64_pairs(tmp_path):
     (lambda: d.ddpm_step(LINEAR, np.zeros(2), 1, np.zeros(2), np.zeros(2), "tilde"), "variance"),
     (lambda: d.ddim_step(LINEAR, np.zeros(2), 5, 5, np.zeros(2), np.zeros(2)), "t_prev"),
     (lambda: d.ddim_step(LINEAR, np.zeros(2), 5, 4, np.zeros(2), np.zeros(2), eta=-1), "eta"),
+    # above 1, sigma^2 can exceed 1 - alpha_bar_prev: the step would no longer keep the marginals
+    (lambda: d.ddim_step(LINEAR, np.zeros(2), 5, 4, np.zeros(2), np.zeros(2), eta=1.5), "eta"),
     (lambda: d.ddim_sample(small_mlp(), LINEAR, (4, 2), steps=1001), "steps"),
     (lambda: d.ddim_sample(small_mlp(), LINEAR, 4, steps=10), "shape"),
     (lambda: d.ddim_sample(42, LINEAR, (4, 2), steps=10), "network"),

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.infra.metrics import MetricsRecorder, read_metrics
+from helpers.infra.metrics import MetricsRecorder, read_array, read_metrics
 
 
 def test_recorder_writes_the_documented_fields(tmp_path, monkeypatch):
@@ -53,6 +53,29 @@ def test_record_table_writes_a_csv_and_lists_it(tmp_path):
         rec.record_table("bad name", table)
     with pytest.raises(TypeError, match="DataFrame"):
         rec.record_table("results", [1, 2])
+
+
+def test_record_array_writes_an_npy_that_read_array_returns(tmp_path):
+    rec = MetricsRecorder("08_x", directory=tmp_path)
+    images = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    path = rec.record_array("samples", images)
+    assert path == tmp_path / "08_x.samples.npy"
+    assert read_metrics(tmp_path)["08_x"]["arrays"] == {"samples": "08_x.samples.npy"}
+    back = read_array("08_x", "samples", directory=tmp_path)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, images)
+    assert read_array("08_x", "other", directory=tmp_path) is None  # not recorded
+    assert read_array("09_y", "samples", directory=tmp_path) is None  # no such record
+    path.unlink()
+    with pytest.warns(UserWarning, match="08_x.samples.npy"):
+        assert read_array("08_x", "samples", directory=tmp_path) is None  # listed, missing
+    with pytest.raises(ValueError, match="name"):
+        rec.record_array("bad name", images)
+    for bad in ([1, 2], np.array([object()]), np.array([1.0, np.nan])):
+        with pytest.raises((TypeError, ValueError), match="array"):
+            rec.record_array("samples", bad)
+    with pytest.raises(ValueError, match="name"):
+        read_array("08_x", "bad name", directory=tmp_path)
 
 
 def test_variant_names_the_file_and_its_tables(tmp_path):

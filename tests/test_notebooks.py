@@ -247,9 +247,11 @@ def test_a_failing_rerun_keeps_the_last_good_run(tmp_path, monkeypatch, capsys):
     params = nbformat.v4.new_code_cell("SEED = 0\nFAIL = False")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
-        "import pandas as pd\nfrom helpers.infra.metrics import MetricsRecorder\n"
+        "import numpy as np\nimport pandas as pd\n"
+        "from helpers.infra.metrics import MetricsRecorder\n"
         "recorder = MetricsRecorder('07_r')\nrecorder.record('seed', SEED)\n"
         "recorder.record_table('rows', pd.DataFrame({'seed': [SEED]}))\n"
+        "recorder.record_array('draws', np.full(3, SEED))\n"
         "assert not FAIL, 'asked to fail'")]
     path = tmp_path / "07_r.ipynb"
     nbformat.write(nb, path)
@@ -259,7 +261,8 @@ def test_a_failing_rerun_keeps_the_last_good_run(tmp_path, monkeypatch, capsys):
     good = {p: p.read_bytes() for p in [build / "notebooks" / "07_r.ipynb",
                                         build / "html" / "07_r.html",
                                         build / "metrics" / "07_r.json",
-                                        build / "metrics" / "07_r.rows.csv"]}
+                                        build / "metrics" / "07_r.rows.csv",
+                                        build / "metrics" / "07_r.draws.npy"]}
     record = json.loads((build / "metrics" / "07_r.json").read_text())
     assert record["metrics"] == {"seed": 4} and record["cell_seconds"][0]["cell"] == 0
     assert "Most expensive cells" in capsys.readouterr().out

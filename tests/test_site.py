@@ -72,7 +72,7 @@ def test_front_page_lists_the_notebooks_in_order(tmp_path):
 
 def test_course_notebooks_are_in_reading_order():
     names = [p.name for p in site.course_notebooks()]
-    assert names == sorted(names) and names[0].startswith("01_") and len(names) == 8
+    assert names == sorted(names) and names[0].startswith("01_") and len(names) == 9
 
 
 def test_a_mathjax_download_with_the_wrong_hash_is_refused_and_removed(tmp_path):

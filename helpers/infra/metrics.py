@@ -97,6 +97,56 @@ class MetricsRecorder:
         return path
 
 
+    def record_array(self, name: str, array) -> Path:
+        """Write a NumPy array (numbers, finite) to ``<notebook>.<name>.npy`` beside the JSON
+        file and list it under ``arrays``, for another notebook to read back with
+        :func:`read_array` (e.g. generated images scored again at another sample count);
+        return the file's path."""
+        name = _check_file_name(name)
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"array must be a NumPy array, got {type(array).__name__}")
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise TypeError(f"array must hold numbers, got dtype {array.dtype}")
+        if np.issubdtype(array.dtype, np.inexact) and not np.all(np.isfinite(array)):
+            raise ValueError(f"array {name!r} must be finite")
+        path = self.path.with_name(f"{self.path.stem}.{name}.npy")
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+
+        replace_atomic(path, write, suffix=".npy")
+        self.payload.setdefault("arrays", {})[name] = path.name
+        write_json_atomic(self.path, self.payload)
+        return path
+
+
+def _check_file_name(name) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be an identifier such as 'samples', got {name!r}")
+    return name
+
+
+def read_array(stem: str, name: str, directory: str | Path | None = None):
+    """The array a notebook recorded with :meth:`MetricsRecorder.record_array` under
+    ``name`` in its record ``stem`` (e.g. ``08_gan_mnist``; default folder build/metrics), or
+    ``None`` when that record or array does not exist (with a warning when the record lists
+    a file that is missing or unreadable)."""
+    name = _check_file_name(name)
+    stem = metrics_stem(stem)
+    directory = Path(directory or build_dir("metrics"))
+    listed = read_record(directory / f"{stem}.json").get("arrays", {})
+    if name not in listed:
+        return None
+    path = directory / f"{stem}.{name}.npy"
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"array file {path} is missing or unreadable ({exc}); ignored",
+                      stacklevel=2)
+        return None
+
+
 def read_record(path: str | Path) -> dict:
     """One metrics file as a dict; {} with a warning when it is missing or unreadable."""
     path = Path(path)

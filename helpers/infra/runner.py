@@ -214,17 +214,19 @@ def slowest_cells(times: list[dict], n: int = 3) -> list[dict]:
 def publish_metrics(staging: Path, metrics_dir: Path, stem: str, extra: dict,
                     failed: bool) -> dict:
     """Move a run's metrics from ``staging`` into place: ``<stem>.json`` (stamped with
-    ``extra``) and its tables replace the previous run's when the run succeeded; a failed
-    run's go to ``metrics_dir/failed/`` and the previous ones stay. Returns the record."""
+    ``extra``) and its tables and arrays replace the previous run's when the run succeeded;
+    a failed run's go to ``metrics_dir/failed/`` and the previous ones stay. Returns the
+    record."""
     record = read_record(staging / f"{stem}.json")
     target = metrics_dir / "failed" if failed else metrics_dir
     target.mkdir(parents=True, exist_ok=True)
-    tables = sorted(staging.glob(f"{stem}.*.csv"))
+    tables = sorted([*staging.glob(f"{stem}.*.csv"), *staging.glob(f"{stem}.*.npy")])
     if not failed:  # tables the new run no longer writes belonged to the old record
         new = {t.name for t in tables}
-        for old in metrics_dir.glob(f"{stem}.*.csv"):
-            if old.name not in new:
-                old.unlink()
+        for pattern in (f"{stem}.*.csv", f"{stem}.*.npy"):
+            for old in metrics_dir.glob(pattern):
+                if old.name not in new:
+                    old.unlink()
     for table in tables:
         os.replace(table, target / table.name)
     if record:

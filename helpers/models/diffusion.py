@@ -15,6 +15,7 @@ The forward marginal is x_t = sqrt(alpha_bar[t]) x_0 + sqrt(1 - alpha_bar[t]) ep
 from __future__ import annotations
 
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -96,8 +97,11 @@ def _check_variance(variance) -> str:
 
 def _check_eta(eta) -> float:
     eta = check_finite(eta, "eta")
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM-like), got {eta}")
+    if not 0 <= eta <= 1:
+        # above 1, sigma^2 can exceed 1 - alpha_bar_prev and the step no longer keeps the
+        # forward marginals
+        raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got "
+                         f"{eta}")
     return eta
 
 
@@ -547,14 +551,24 @@ def ddim_timesteps(T: int, steps: int) -> np.ndarray:
     return np.round(np.linspace(T - 1, 0, steps)).astype(np.int64)
 
 
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(network: keras.Model):
+    """``network([x, t])`` as one tf.function per network, kept for the network's lifetime, so
+    that every sampler call after the first reuses its traced graph."""
+    if network not in _COMPILED:
+        _COMPILED[network] = tf.function(lambda x, t: network([x, t], training=False),
+                                         reduce_retracing=True)
+    return _COMPILED[network]
+
+
 def _predictor(network, batch_size):
     """A function (x float64 array, t int) -> predicted noise as float64, calling
     ``network([x_t, t])`` in chunks of ``batch_size`` with int32 steps: a keras.Model through
-    a tf.function on float32 inputs, a plain callable as it is on float64 NumPy arrays."""
-    if isinstance(network, keras.Model):
-        call = tf.function(lambda x, t: network([x, t], training=False), reduce_retracing=True)
-    else:
-        call = network
+    its tf.function (:func:`_compiled`) on float32 inputs, a plain callable as it is on float64
+    NumPy arrays."""
+    call = _compiled(network) if isinstance(network, keras.Model) else network
 
     def predict(x, t):
         parts = []
