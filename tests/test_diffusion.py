@@ -240,6 +240,19 @@ def test_a_network_is_compiled_once_for_every_sampler_call():
     assert d._compiled(small_mlp(seed=8)) is not call  # one per network
 
 
+def test_the_compiled_predictor_does_not_keep_its_network_alive():
+    # the cache is keyed weakly: a network dropped by the user is freed with its function
+    import gc
+    import weakref
+
+    network = small_mlp(seed=8)
+    d.ddim_sample(network, d.linear_schedule(20), (10, 2), steps=5, seed=1)
+    ref = weakref.ref(network)
+    del network
+    gc.collect()
+    assert ref() is None
+
+
 # ---------------------------------------------------------------- the 2-D mixture
 MIXTURE = d.GaussianMixture2D(means=[[-2.0, 0.0], [2.0, 1.0], [0.0, -2.0]],
                               stds=[0.3, 0.5, 0.4], weights=[0.5, 0.3, 0.2])

@@ -558,7 +558,10 @@ def _compiled(network: keras.Model):
     """``network([x, t])`` as one tf.function per network, kept for the network's lifetime, so
     that every sampler call after the first reuses its traced graph."""
     if network not in _COMPILED:
-        _COMPILED[network] = tf.function(lambda x, t: network([x, t], training=False),
+        # through a weak reference: a function that held the network would keep its own key
+        # alive, and the network would never be freed
+        ref = weakref.ref(network)
+        _COMPILED[network] = tf.function(lambda x, t: ref()([x, t], training=False),
                                          reduce_retracing=True)
     return _COMPILED[network]
 
