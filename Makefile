@@ -44,7 +44,7 @@ TEST_ENV := GENERATIVE_BUILD_DIR=$(CURDIR)/build/test NOTEBOOK_FAST=1 NOTEBOOK_S
 
 test: $(STAMP) lint  ## ruff, unit tests, every notebook in fast mode (nbval), the site in Chromium
 	$(TEST_ENV) $(PYTHON) -m pytest tests notebooks --ignore=tests/site --nbval-lax \
-		--nbval-current-env --durations=15
+		--nbval-current-env --durations=15 -n 2 --dist loadscope
 	$(TEST_ENV) $(PYTHON) -m helpers.infra.site
 	$(TEST_ENV) $(PYTHON) -m pytest tests/site
 

@@ -437,3 +437,122 @@ def test_teaching_problems_are_reported():
         clashing = notebook(_cell("code", "def my_kl(m, v):\n    raise NotImplementedError"),
                             _cell("code", solution, ["solution"]), *derivation)
         assert any("rebinds my_kl" in p for p in teaching_problems(clashing)), solution
+
+
+# ---------------------------------------------------------------- checks cells
+
+CHECKED_BY = ("targets", "recorder")  # helpers.infra.targets and the metrics recorder
+FIGURE = re.compile(r"\bplt\.|\.plot\(|\bdisplay\(")
+
+
+def _checks_run(source: str) -> list[str]:
+    """What a cell checks outside function and class bodies (a checker function's asserts
+    belong to it): asserts, calls of ``targets.*`` and ``recorder.*``, and the
+    ``np.testing.assert_*`` comparisons of the page's code with the helpers."""
+    found = []
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return
+        if isinstance(node, ast.Assert):
+            found.append("assert")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id in CHECKED_BY:
+                found.append(f"{owner.id}.{node.func.attr}")
+            elif (node.func.attr.startswith("assert_") and isinstance(owner, ast.Attribute)
+                  and owner.attr == "testing" and isinstance(owner.value, ast.Name)
+                  and owner.value.id in ("np", "numpy")):
+                found.append(f"np.testing.{node.func.attr}")
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source))
+    return found
+
+
+def checks_problems(nb) -> list[str]:
+    """Checks (asserts, targets, recorder calls, np.testing comparisons) sit in cells tagged
+    'checks', never in teaching cells (solution cells aside); at most one such cell per
+    numbered section; and it holds nothing but the checks and the lines they need: it opens
+    with a comment saying what it checks and draws no figure (plt., .plot(, display()."""
+    problems, section, tagged = [], "before the first section", {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            heading = SECTION.search(cell.source)
+            section = heading.group(2) if heading else section
+            continue
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        where = f"cell {i} (section '{section}')"
+        if "checks" in tags:
+            tagged.setdefault(section, []).append(i)
+            if not cell.source.startswith("#"):
+                problems.append(f"checks {where} must open with a one-line comment saying what "
+                                "it checks")
+            drawing = FIGURE.search(cell.source)
+            if drawing:
+                problems.append(f"checks {where} draws or displays ({drawing.group(0)}): it "
+                                "holds only checks; the figure goes in a teaching cell")
+        elif "solution" not in tags:
+            found = _checks_run(_code(cell))
+            if found:
+                problems.append(f"{where} runs checks ({', '.join(dict.fromkeys(found))}) but is "
+                                "not tagged 'checks': move them to the section's checks cell")
+    for title, cells in tagged.items():
+        if len(cells) > 1:
+            problems.append(f"section '{title}' has {len(cells)} cells tagged 'checks' "
+                            f"(cells {cells}): one per section at most")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checks_are_grouped_in_tagged_cells(path):
+    assert checks_problems(nbformat.read(path, as_version=4)) == []
+
+
+def test_checks_problems_are_reported():
+    def notebook(*cells):
+        return _notebook(list(cells))
+
+    checks = _cell("code", "# Checks: the data's size, recorded\nn = len(x)\n"
+                           "recorder.record('n', n)\nif FAST:\n    assert n > 2\n"
+                           "targets.at_least('points', n, 3);", ["checks"])
+    good = notebook(
+        _cell("md", "## 1. Data\n\nWhat comes."),
+        _cell("code", "x = load(SEED)\nfig = plot(x);\n%time y = 1"),
+        _cell("code", "def check(f):\n    assert f(1) == 1  # a checker's own assert\n\n\n"
+                      "check(mine)"),
+        checks,
+        _cell("md", "**Takeaway:** what to remember."),
+        _cell("md", "## 2. Conclusion\n\nWhat we learned."),
+        _cell("code", "record = recorder.payload\npd.Series(record['metrics'])"),
+        _cell("code", "assert mine(2) == 2", ["solution"]),
+    )
+    assert checks_problems(good) == []
+    teaching = {
+        "assert": "x = load(SEED)\nassert len(x) == 3",
+        "targets.at_most": "x = load(SEED)\nif not FAST:\n    targets.at_most('loss', x, 1)",
+        "recorder.record": "x = load(SEED)\n_ = recorder.record('n', len(x))",
+        "np.testing.assert_allclose": "for a, b in pairs:\n"
+                                      "    np.testing.assert_allclose(a, b)",
+    }
+    for found, source in teaching.items():
+        cells = list(good.cells)
+        cells[1] = _cell("code", source)
+        problems = checks_problems(notebook(*cells))
+        assert any(f"cell 1 (section 'Data') runs checks ({found})" in p
+                   and "not tagged 'checks'" in p for p in problems), (found, problems)
+    twice = notebook(*good.cells[:3], checks, checks, *good.cells[4:])
+    assert any("section 'Data' has 2 cells tagged 'checks' (cells [3, 4])" in p
+               for p in checks_problems(twice))
+    for drawing in ("plt.hist(x)", "ax.plot(x)", "display(table)"):
+        cells = list(good.cells)
+        cells[3] = _cell("code", f"# Checks: the size\nassert len(x) == 3\n{drawing}", ["checks"])
+        assert any("checks cell 3 (section 'Data') draws" in p
+                   for p in checks_problems(notebook(*cells))), drawing
+    cells = list(good.cells)
+    cells[3] = _cell("code", "assert len(x) == 3", ["checks"])
+    assert any("checks cell 3 (section 'Data') must open with a one-line comment" in p
+               for p in checks_problems(notebook(*cells)))

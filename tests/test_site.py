@@ -46,14 +46,16 @@ def _executed_notebook():
         nbformat.v4.new_output("stream", name="stdout", text="\rbar 0%\rbar 100%\n")])
     solution = nbformat.v4.new_code_cell("answer = 42")
     solution.metadata["tags"] = ["solution"]
+    checks = nbformat.v4.new_code_cell("# Checks: the answer\nassert answer == 42")
+    checks.metadata["tags"] = ["checks"]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), plot,
-                                           bar, solution])
+                                           bar, solution, checks])
 
 
 def test_prepare_notebook_for_the_site():
     nb = site.prepare_notebook(_executed_notebook(), RECORD, "01_x")
     assert nb.cells[0].source == "# Title" and "run-banner" in nb.cells[1].source
-    plot, bar, solution = nb.cells[2:]
+    plot, bar, solution, checks = nb.cells[2:]
     assert len(plot.outputs) == 1  # the inlined copy of plotly.js is gone
     html = plot.outputs[0].data["text/html"]
     assert list(plot.outputs[0].data) == ["text/html"]
@@ -61,6 +63,10 @@ def test_prepare_notebook_for_the_site():
     assert "<script src" not in html and "cdn" not in html.lower()
     assert bar.outputs[0].text == "bar 100%\n"
     assert solution.metadata["tags"] == ["solution", "hide-cell"]
+    assert checks.metadata["tags"] == ["checks", "hide-cell"]  # collapsed like solutions
+    assert checks.metadata["mystnb"]["code_prompt_show"] == "Show the checks"
+    assert "mystnb" not in solution.metadata  # the site's default prompt: the worked solution
+    assert "hide-cell" not in plot.metadata.get("tags", [])
 
 
 def test_front_page_lists_the_notebooks_in_order(tmp_path):

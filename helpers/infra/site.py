@@ -4,9 +4,9 @@
 
 Takes each notebook's executed copy from build/notebooks/ (written by ``make run``); a
 notebook without one is executed first, in fast mode, by the runner. The copies are
-prepared in build/site-src/ (a banner from the run's recorded metrics, solution cells
-collapsed, Plotly figures pointed at one shared plotly.js instead of an inlined copy each)
-and built by Sphinx with myst-nb and the book theme, warnings as errors. MathJax 3 comes
+prepared in build/site-src/ (a banner from the run's recorded metrics, solution and checks
+cells collapsed, Plotly figures pointed at one shared plotly.js instead of an inlined copy
+each) and built by Sphinx with myst-nb and the book theme, warnings as errors. MathJax 3 comes
 from its npm package (downloaded once into build/vendor/, checked against a pinned hash),
 plotly.js from the plotly package, so no page loads anything from another host.
 """
@@ -104,18 +104,25 @@ def _is_plotly_loader(output) -> bool:
     return PLOTLY_MIME not in output.get("data", {}) and "plotly.js v" in html[:2000]
 
 
+# the toggle of a collapsed cell tagged "checks"; myst-nb reads these from its cell metadata
+CHECKS_PROMPTS = {"code_prompt_show": "Show the checks", "code_prompt_hide": "Hide the checks"}
+
+
 def prepare_notebook(nb, record: dict, name: str):
-    """The executed notebook as the site shows it: banner after the title, solution cells
-    collapsed, Plotly figures re-rendered for the shared plotly.js, progress bars as their
-    final line. Changes ``nb`` in place and returns it."""
+    """The executed notebook as the site shows it: banner after the title, solution and
+    checks cells collapsed, Plotly figures re-rendered for the shared plotly.js, progress bars
+    as their final line. Changes ``nb`` in place and returns it."""
     import nbformat
 
     tidy_outputs(nb)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        if "solution" in cell.metadata.get("tags", []):
-            cell.metadata["tags"] = [*cell.metadata["tags"], "hide-cell"]
+        tags = cell.metadata.get("tags", [])
+        if {"solution", "checks"} & set(tags) and "hide-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-cell"]
+        if "checks" in tags:  # its toggle names what it holds (site/conf.py: solutions)
+            cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}), **CHECKS_PROMPTS}
         outputs = []
         for output in cell.get("outputs", []):
             if output.get("output_type") in ("display_data", "execute_result"):

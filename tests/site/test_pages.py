@@ -1,7 +1,7 @@
 """Every page of the built site in headless Chromium: no console errors, maths typeset, the
 Plotly figures and latent explorers drawn and working, the run banner and collapsed
-solutions on every notebook page, internal links and images resolving, reading order and
-search, and no request leaving 127.0.0.1 (nor, from file://, the disk)."""
+solutions and checks on every notebook page, internal links and images resolving, reading
+order and search, and no request leaving 127.0.0.1 (nor, from file://, the disk)."""
 
 import json
 import re
@@ -123,13 +123,14 @@ def test_notebook_page_has_banner_solutions_and_download(browser, server, name):
     banner = page.locator(".run-banner").inner_text()
     assert re.search(r"Executed in (fast|full) mode", banner), banner
     assert "TensorFlow" in banner and "Keras" in banner and "finished" in banner
-    tagged = sum("solution" in cell.get("metadata", {}).get("tags", []) for cell in
-                 json.loads(next(nb for nb in course_notebooks() if nb.stem == name)
-                            .read_text())["cells"])
-    solutions = page.locator("details.hide")
-    assert tagged >= 2 and solutions.count() == tagged, \
-        "each exercise solution should sit behind its own toggle"
-    assert page.locator("details.hide[open]").count() == 0, "a solution is shown open"
+    cells = json.loads(next(nb for nb in course_notebooks() if nb.stem == name)
+                       .read_text())["cells"]
+    tagged = sum("solution" in cell.get("metadata", {}).get("tags", []) for cell in cells)
+    checks = sum("checks" in cell.get("metadata", {}).get("tags", []) for cell in cells)
+    collapsed = page.locator("details.hide")
+    assert tagged >= 2 and collapsed.count() == tagged + checks, \
+        "each exercise solution and each checks cell should sit behind its own toggle"
+    assert page.locator("details.hide[open]").count() == 0, "a solution or check is shown open"
     assert page.locator(f"a[href$='_sources/{name}.ipynb']").count() >= 1, "no download link"
     page.close()
 
