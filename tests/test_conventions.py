@@ -556,3 +556,14 @@ def test_checks_problems_are_reported():
     cells[3] = _cell("code", "assert len(x) == 3", ["checks"])
     assert any("checks cell 3 (section 'Data') must open with a one-line comment" in p
                for p in checks_problems(notebook(*cells)))
+
+
+# the two longest studies say what every student reads and what can wait
+@pytest.mark.parametrize("stem", ["03_covariance_heatmaps_vae_vs_ae", "05_ising_vae"])
+def test_long_notebooks_mark_a_core_path_and_going_further_parts(stem):
+    nb = nbformat.read(next(p for p in NOTEBOOKS if p.stem == stem), as_version=4)
+    assert "**Core path:**" in nb.cells[0].source
+    marked = [i for i, c in enumerate(nb.cells)
+              if c.cell_type == "markdown" and "(going further)" in c.source]
+    assert marked, "no part is marked '(going further)'"
+    assert "*going further*" in nb.cells[0].source  # the title says what the mark means
