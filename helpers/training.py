@@ -373,6 +373,55 @@ def restart_random_draws(model) -> None:
                 generator.state.assign(start)
 
 
+class _FirstBatches(keras.utils.PyDataset):
+    """The first ``steps`` batches of each epoch of ``stream`` (a ``PyDataset``), as an epoch
+    of its own; the end of an epoch is passed on, so the stream draws its next epoch."""
+
+    def __init__(self, stream, steps: int):
+        super().__init__(workers=stream.workers, use_multiprocessing=stream.use_multiprocessing,
+                         max_queue_size=stream.max_queue_size)
+        self.stream, self.steps = stream, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.steps:
+            raise IndexError(f"index must be in 0..{self.steps - 1}, got {index}")
+        return self.stream[index]
+
+    def on_epoch_begin(self) -> None:
+        self.stream.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.stream.on_epoch_end()
+
+
+def _batches_per_epoch(x, fit_kwargs) -> int | None:
+    if isinstance(x, keras.utils.PyDataset):
+        return len(x)
+    if isinstance(x, np.ndarray) and x.ndim:
+        return -(-len(x) // int(fit_kwargs.get("batch_size") or 32))
+    return None
+
+
+def _whole_budget(x, fit_kwargs):
+    """Keras runs epochs cut short (``steps_per_epoch`` below the data's batches) as one pass
+    through the data that goes on across epochs, and stops with "ran out of data" once it is
+    spent, before the budget: a ``PyDataset`` is then fed as its first ``steps_per_epoch``
+    batches per epoch; arrays are refused."""
+    steps, epochs = fit_kwargs.get("steps_per_epoch"), fit_kwargs.get("epochs", 1)
+    per_epoch = _batches_per_epoch(x, fit_kwargs)
+    if steps is None or per_epoch is None or steps >= per_epoch or epochs - fit_kwargs.get(
+            "initial_epoch", 0) <= 1:
+        return x
+    if isinstance(x, keras.utils.PyDataset):
+        return _FirstBatches(x, steps)
+    raise ValueError(f"steps_per_epoch ({steps}) is below the {per_epoch} batches of an epoch "
+                     f"of the arrays over {epochs} epochs: Keras would stop before the budget; "
+                     f"feed a keras.utils.PyDataset, or train whole epochs")
+
+
 def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = None,
                 retrain: bool = False, cache: bool | None = None, quiet: bool = False,
                 **fit_kwargs) -> dict:
@@ -398,6 +447,9 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     if cache is None:
         cache = not fast_mode()
     retrain = retrain_requested(retrain)
+    fed = _whole_budget(x, fit_kwargs)
+    if fed is not x:  # cut epochs were fed differently before: not the same training
+        settings = {**(settings or {}), "cut_epochs": "first batches of each epoch"}
     key = cache_key(model, settings, x, y, fit_kwargs)
     stem = f"{name}-{key}"
     weights = history_file = None
@@ -423,7 +475,7 @@ def fit_or_load(model, x=None, y=None, *, name: str, settings: dict | None = Non
     if fit_kwargs.get("verbose", "auto") == 0 and not quiet:  # one progress bar instead
         fit_kwargs = {**fit_kwargs, "callbacks": [*(fit_kwargs.get("callbacks") or []),
                                                   EpochProgress(name)]}
-    history = model.fit(x, y, **fit_kwargs).history
+    history = model.fit(fed, y, **fit_kwargs).history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     restart_random_draws(model)
     if cache:

@@ -206,6 +206,47 @@ def test_a_cut_epoch_runs_exactly_the_budget():
     assert int(vae.optimizer.iterations.numpy()) == 5
 
 
+class _Epochs(keras.utils.PyDataset):
+    # 16 batches an epoch of X; records which (epoch, batch) Keras asks for
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.served = 0, []
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, index):
+        self.served.append((self.epoch, index))
+        return X[4 * index:4 * index + 4]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def test_cut_epochs_of_a_stream_run_every_update_of_the_budget():
+    # 20 updates in at least 8 epochs: 10 epochs of 2 batches (Keras alone stops early, its
+    # iterator running on across cut epochs until it reports "ran out of data")
+    budget = training.update_budget(20, len(X), 4, min_epochs=8)
+    assert budget == {"epochs": 10, "steps_per_epoch": 2}
+    stream, vae = _Epochs(), _model()
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), steps_per_execution=2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*ran out of data")
+        training.fit_or_load(vae, stream, name="t", cache=False, verbose=0, **budget)
+    assert int(vae.optimizer.iterations.numpy()) == 20
+    # each epoch two batches of a fresh epoch of the stream, in any order (its epoch 0 is
+    # read for the cache key)
+    assert stream.epoch == 11
+    assert sorted(s for s in stream.served if s[0] > 0) == [(e, i) for e in range(1, 11)
+                                                            for i in range(2)]
+
+
+def test_cut_epochs_of_arrays_are_refused_naming_steps_per_epoch():
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        training.fit_or_load(_model(), X, name="t", cache=False, batch_size=4, verbose=0,
+                             **training.update_budget(20, len(X), 4, min_epochs=8))
+
+
 def test_run_directory_is_keyed_by_settings_and_emptied_on_retrain(monkeypatch):
     first = training.run_directory("dcgan", {"seed": 0, "data": "keras-mnist"})
     assert first == training.run_directory("dcgan", {"data": "keras-mnist", "seed": 0})
