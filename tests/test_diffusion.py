@@ -359,8 +359,62 @@ def test_mlp_denoiser_learns_a_gaussian():
     assert math.isfinite(before) and after < 0.6 * before, (before, after)
 
 
+def test_min_snr_weights_cap_the_clean_image_error_at_gamma():
+    # by hand: alpha_bar as a running product, SNR = a / (1 - a), weight min(SNR, 5) / SNR
+    betas = np.linspace(1e-4, 0.08, 250)
+    alpha_bar = np.cumprod(1 - betas)
+    snr = alpha_bar / (1 - alpha_bar)
+    w = d.min_snr_weights(d.linear_schedule(250, 1e-4, 0.08), 5)
+    assert w.shape == (250,)
+    np.testing.assert_allclose(w[snr <= 5], 1.0)
+    np.testing.assert_allclose(w[snr > 5], 5 / snr[snr > 5], rtol=1e-12)
+    assert 0 < (snr > 5).sum() < 250  # both regimes occur on this schedule
+    # the weighted noise error is the clean-image error weighted by min(SNR, gamma)
+    rng = np.random.default_rng(3)
+    schedule = d.linear_schedule(250, 1e-4, 0.08)
+    x0, eps, eps_hat = rng.standard_normal((3, 7, 5))
+    for t in (0, 20, 200):
+        xt = schedule.q_sample(x0, t, eps)
+        x0_hat = schedule.predict_x0(xt, t, eps_hat)
+        np.testing.assert_allclose(w[t] * ((eps - eps_hat) ** 2).sum(),
+                                   min(snr[t], 5) * ((x0 - x0_hat) ** 2).sum(), rtol=1e-9)
+
+
+def test_min_snr_loss_is_the_weighted_mean_of_the_examples_errors(monkeypatch):
+    schedule = d.linear_schedule(100, 1e-4, 0.2)
+    model = d.DiffusionModel(small_mlp(seed=16), schedule, seed=16, min_snr_gamma=2.0)
+    rng = np.random.default_rng(16)
+    xt, noise = rng.standard_normal((2, 6, 2)).astype(np.float32)
+    t = np.array([0, 3, 10, 40, 70, 99], dtype=np.int32)
+    monkeypatch.setattr(model, "_noised", lambda data: (xt, t, noise))
+    loss = float(model.test_step(np.zeros((6, 2), np.float32))["loss"])
+    errors = ((noise - np.asarray(model.network([xt, t]))) ** 2).mean(axis=1)
+    np.testing.assert_allclose(loss, np.mean(d.min_snr_weights(schedule, 2.0)[t] * errors),
+                               rtol=1e-5)
+    plain = d.DiffusionModel(model.network, schedule, seed=16)
+    monkeypatch.setattr(plain, "_noised", lambda data: (xt, t, noise))
+    plain.loss_tracker.reset_state()
+    np.testing.assert_allclose(float(plain.test_step(xt)["loss"]), errors.mean(), rtol=1e-5)
+
+
+def test_min_snr_with_a_gamma_above_every_snr_trains_as_the_plain_loss():
+    schedule = d.linear_schedule(50, 1e-4, 0.3)
+    top = float((schedule.alpha_bar / (1 - schedule.alpha_bar)).max())
+    x = np.random.default_rng(17).standard_normal((64, 2)).astype(np.float32)
+    trained = []
+    for gamma in (None, 2 * top):
+        keras.utils.set_random_seed(17)
+        model = d.DiffusionModel(small_mlp(seed=17), schedule, seed=17, min_snr_gamma=gamma)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        model.fit(x, batch_size=16, epochs=2, verbose=0, shuffle=False)
+        trained.append(model.network.get_weights())
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_diffusion_model_reloads_and_accepts_float64_pairs(tmp_path):
-    model = d.DiffusionModel(small_mlp(seed=15), d.cosine_schedule(50), seed=15)
+    model = d.DiffusionModel(small_mlp(seed=15), d.cosine_schedule(50), seed=15,
+                             min_snr_gamma=5)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     x = np.random.default_rng(15).standard_normal((32, 2))  # float64, with dummy targets
     history = model.fit(x, np.zeros(32), batch_size=16, epochs=1, verbose=0).history
@@ -368,6 +422,7 @@ def test_diffusion_model_reloads_and_accepts_float64_pairs(tmp_path):
     model.save(tmp_path / "diffusion.keras")
     loaded = keras.saving.load_model(tmp_path / "diffusion.keras")
     np.testing.assert_array_equal(loaded.schedule.betas, model.schedule.betas)
+    assert loaded.min_snr_gamma == 5.0
     t = np.arange(32, dtype=np.int32)
     np.testing.assert_allclose(np.asarray(loaded([x, t])), np.asarray(model([x, t])), atol=1e-6)
 
@@ -397,6 +452,12 @@ def test_diffusion_model_reloads_and_accepts_float64_pairs(tmp_path):
     (lambda: d.DiffusionModel("net", LINEAR), "network"),
     (lambda: d.DiffusionModel(small_mlp(), "linear"), "schedule"),
     (lambda: d.DiffusionModel(small_mlp(), LINEAR, seed=-1), "seed"),
+    (lambda: d.DiffusionModel(small_mlp(), LINEAR, min_snr_gamma=0), "min_snr_gamma"),
+    (lambda: d.DiffusionModel(small_mlp(), LINEAR, min_snr_gamma="5"), "min_snr_gamma"),
+    (lambda: d.DiffusionModel(small_mlp(), LINEAR, min_snr_gamma=True), "min_snr_gamma"),
+    (lambda: d.min_snr_weights(LINEAR, None), "gamma"),
+    (lambda: d.min_snr_weights(LINEAR, -1.0), "gamma"),
+    (lambda: d.min_snr_weights("linear", 5), "schedule"),
     (lambda: d.ddpm_step(LINEAR, np.zeros(2), [1, 2], np.zeros(2), np.zeros(2)), "t"),
     (lambda: d.ddpm_step(LINEAR, np.zeros(2), 1, np.zeros(3), np.zeros(2)), "eps_hat"),
     (lambda: d.ddpm_step(LINEAR, np.zeros(2), 1, np.zeros(2), np.zeros(2), "tilde"), "variance"),

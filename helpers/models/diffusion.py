@@ -1,8 +1,8 @@
 """Denoising diffusion models: DDPM (Ho, Jain & Abbeel 2020, arXiv:2006.11239) trained with
-the "simple" noise-prediction loss, sampled by ancestral DDPM steps or by DDIM (Song, Meng &
-Ermon 2020, arXiv:2010.02502), for 28 x 28 x 1 images in [-1, 1] (a small U-Net) and for
-2-D points (an MLP), with a Gaussian mixture whose noised density and score are known in
-closed form. Used by the diffusion notebook.
+the "simple" noise-prediction loss or with Min-SNR weights (Hang et al. 2023), sampled by
+ancestral DDPM steps or by DDIM (Song, Meng & Ermon 2020, arXiv:2010.02502), for 28 x 28 x 1
+images in [-1, 1] (a small U-Net) and for 2-D points (an MLP), with a Gaussian mixture whose
+noised density and score are known in closed form. Used by the diffusion notebook.
 
 Index convention. The paper numbers the steps t = 1..T; the code numbers them t = 0..T-1,
 so that ``betas[t]`` is the paper's beta_{t+1} and ``alpha_bar[t]`` is the paper's
@@ -310,6 +310,30 @@ def _time_mlp(t, time_dim: int):
     return layers.Dense(time_dim, name="time_dense_2")(h)
 
 
+def _check_gamma(gamma, name: str = "min_snr_gamma") -> float | None:
+    if gamma is None:
+        return None
+    if isinstance(gamma, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name} must be None or a positive number, got {gamma!r}")
+    return check_positive(gamma, name)
+
+
+def min_snr_weights(schedule, gamma) -> np.ndarray:
+    """Per-step weights of the noise-prediction loss that cap the signal-to-noise ratio
+    SNR_t = alpha_bar[t] / (1 - alpha_bar[t]) at ``gamma`` (Min-SNR, Hang et al. 2023,
+    arXiv:2303.09556): w_t = min(SNR_t, gamma) / SNR_t, shape (T,). Since the clean image's
+    error is ||x_0 - x0_hat||^2 = ||eps - eps_hat||^2 / SNR_t, the weighted noise loss is the
+    clean-image error weighted by min(SNR_t, gamma): 1 on the noisy steps (SNR_t <= gamma),
+    gamma / SNR_t on the nearly clean ones, whose large noise error changes little of the
+    image."""
+    schedule = _check_schedule(schedule)
+    gamma = _check_gamma(gamma, "gamma")
+    if gamma is None:
+        raise TypeError("gamma must be a positive number, got None")
+    snr = schedule.alpha_bar / (1.0 - schedule.alpha_bar)
+    return np.minimum(snr, gamma) / snr
+
+
 # ---------------------------------------------------------------- networks
 def _groups(channels: int) -> int:
     return math.gcd(channels, 8)
@@ -402,18 +426,20 @@ def build_mlp_denoiser(dim: int = 2, width: int = 128, depth: int = 3,
 # ---------------------------------------------------------------- training
 @keras.saving.register_keras_serializable(package="helpers")
 class DiffusionModel(keras.Model):
-    """A noise-prediction network trained with DDPM's "simple" loss.
+    """A noise-prediction network trained with DDPM's "simple" loss, or with Min-SNR weights.
 
-    ``DiffusionModel(network, schedule, seed=None)``: ``network`` maps ``[x_t, t]`` to the
-    predicted noise (e.g. :func:`build_unet`, :func:`build_mlp_denoiser`), ``schedule`` a
-    :class:`NoiseSchedule`. Each ``train_step`` draws t uniformly in 0..T-1 and standard
-    normal noise per example from the model's SeedGenerator, forms x_t with
-    :meth:`NoiseSchedule.q_sample` and minimises mean((noise - network([x_t, t]))^2);
-    ``fit`` on clean data x_0 (images in [-1, 1], points) reports ``loss``; ``evaluate``
-    computes the same loss without updating. ``call([x_t, t])`` is the network.
+    ``DiffusionModel(network, schedule, seed=None, min_snr_gamma=None)``: ``network`` maps
+    ``[x_t, t]`` to the predicted noise (e.g. :func:`build_unet`, :func:`build_mlp_denoiser`),
+    ``schedule`` a :class:`NoiseSchedule`. Each ``train_step`` draws t uniformly in 0..T-1 and
+    standard normal noise per example from the model's SeedGenerator, forms x_t with
+    :meth:`NoiseSchedule.q_sample` and minimises mean((noise - network([x_t, t]))^2), or,
+    with ``min_snr_gamma``, the mean over examples of w_t times each example's mean squared
+    error, w = :func:`min_snr_weights`; ``fit`` on clean data x_0 (images in [-1, 1],
+    points) reports ``loss``; ``evaluate`` computes the same loss without updating.
+    ``call([x_t, t])`` is the network.
     """
 
-    def __init__(self, network, schedule, seed=None, **kwargs):
+    def __init__(self, network, schedule, seed=None, min_snr_gamma=None, **kwargs):
         if not isinstance(network, keras.Model) or len(getattr(network, "inputs", None)
                                                        or []) != 2:
             raise TypeError(f"network must be a keras.Model with two inputs [x_t, t] (e.g. "
@@ -424,8 +450,10 @@ class DiffusionModel(keras.Model):
                              f"{out_shape}")
         schedule = _check_schedule(schedule)
         seed = check_seed(seed)
+        min_snr_gamma = _check_gamma(min_snr_gamma)
         super().__init__(**kwargs)
         self.network, self.schedule, self.seed = network, schedule, seed
+        self.min_snr_gamma = min_snr_gamma
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = network.built
@@ -445,10 +473,19 @@ class DiffusionModel(keras.Model):
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator, dtype=x0.dtype)
         return self.schedule.q_sample(x0, t, noise), t, noise
 
+    def _loss(self, noise, predicted, t):
+        squared = ops.square(noise - predicted)
+        if self.min_snr_gamma is None:
+            return ops.mean(squared)
+        table = ops.convert_to_tensor(min_snr_weights(self.schedule, self.min_snr_gamma),
+                                      squared.dtype)
+        per_example = ops.mean(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=1)
+        return ops.mean(ops.take(table, t) * per_example)
+
     def train_step(self, data):
         xt, t, noise = self._noised(data)
         with tf.GradientTape() as tape:
-            loss = ops.mean(ops.square(noise - self.network([xt, t], training=True)))
+            loss = self._loss(noise, self.network([xt, t], training=True), t)
         weights = self.network.trainable_weights
         self.optimizer.apply(tape.gradient(loss, weights), weights)
         self.loss_tracker.update_state(loss)
@@ -456,12 +493,12 @@ class DiffusionModel(keras.Model):
 
     def test_step(self, data):
         xt, t, noise = self._noised(data)
-        loss = ops.mean(ops.square(noise - self.network([xt, t], training=False)))
+        loss = self._loss(noise, self.network([xt, t], training=False), t)
         self.loss_tracker.update_state(loss)
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
-        return {"name": self.name, "seed": self.seed,
+        return {"name": self.name, "seed": self.seed, "min_snr_gamma": self.min_snr_gamma,
                 "network": keras.saving.serialize_keras_object(self.network),
                 "betas": self.schedule.betas.tolist()}
 
@@ -772,4 +809,4 @@ def score_from_noise(eps_hat, t, schedule) -> np.ndarray:
 __all__ = ["DiffusionModel", "GaussianMixture2D", "NoiseSchedule", "SinusoidalEmbedding",
            "build_mlp_denoiser", "build_unet", "cosine_schedule", "ddim_sample", "ddim_sigma",
            "ddim_step", "ddim_timesteps", "ddpm_sample", "ddpm_step", "linear_schedule",
-           "score_from_noise", "sinusoidal_embedding"]
+           "min_snr_weights", "score_from_noise", "sinusoidal_embedding"]
