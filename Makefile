@@ -46,7 +46,7 @@ test: $(STAMP) lint  ## ruff, unit tests, every notebook in fast mode (nbval), t
 	$(TEST_ENV) $(PYTHON) -m pytest tests notebooks --ignore=tests/site --nbval-lax \
 		--nbval-current-env --durations=15 -n 2 --dist loadscope
 	$(TEST_ENV) $(PYTHON) -m helpers.infra.site
-	$(TEST_ENV) $(PYTHON) -m pytest tests/site
+	$(TEST_ENV) $(PYTHON) -m pytest tests/site -n 2
 
 bench: $(STAMP)  ## run the benchmarks in benchmarks/
 	@shopt -s nullglob; files=(benchmarks/bench_*.py); \
