@@ -29,8 +29,11 @@ install: $(STAMP)  ## create .venv and install requirements and helpers
 unpack-weights: $(STAMP)
 	$(if $(WEIGHTS),$(PYTHON) -m helpers.infra.weights unpack '$(WEIGHTS)')
 
-run: $(STAMP) unpack-weights  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist, TIMEOUT=7200, WEIGHTS=archive)
-	$(PYTHON) -m helpers.infra.runner $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
+# notebooks make run executes at once (each on its own kernel; the numbers do not change)
+JOBS ?= 2
+
+run: $(STAMP) unpack-weights  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist, TIMEOUT=7200, WEIGHTS=archive, JOBS=1)
+	$(PYTHON) -m helpers.infra.runner --jobs $(JOBS) $(if $(NB),--nb $(NB)) $(if $(filter 1 yes true,$(FAST)),--fast) \
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(P),--set '$(P)') $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 site: $(STAMP)  ## the course as a static book in build/site/ (from make run's notebooks)

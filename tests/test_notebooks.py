@@ -184,6 +184,9 @@ def test_make_run_passes_a_cell_timeout_only_when_asked():
     default = subprocess.run(["make", "-n", *stamp, "run", "NB=05"], cwd=root,
                              capture_output=True, text=True, check=True).stdout
     assert "--timeout 7200" in given and "--timeout" not in default
+    one = subprocess.run(["make", "-n", *stamp, "run", "JOBS=1"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    assert "--jobs 2" in default and "--jobs 1" in one  # two notebooks at once by default
 
 
 # ---------------------------------------------------------------- nothing of a good run is lost
@@ -212,7 +215,7 @@ def test_bad_overrides_stop_with_a_message_that_names_them(text, match):
 def _capture_runs(monkeypatch, tmp_path, *paths):
     runs = []
 
-    def fake_run(path, timeout, overrides, metrics_dir):
+    def fake_run(path, timeout, overrides, metrics_dir, **kwargs):
         runs.append((path.name, dict(overrides)))
         return {"status": "ok", "seconds": 0.1, "metrics": {}}
 
@@ -291,3 +294,102 @@ def test_cell_seconds_from_the_timing_metadata():
     assert runner.cell_seconds(nb) == [{"cell": 1, "seconds": 123.25, "source": "fit()"}]
     times = [{"cell": i, "seconds": s, "source": ""} for i, s in enumerate([3, 9, 1, 7, 8])]
     assert [t["cell"] for t in runner.slowest_cells(times)] == [1, 4, 3]
+
+
+# ------------------------------------------------------------- several notebooks at a time
+def _waiting_notebook(tmp_path, name, mine, other):
+    """A notebook that says it has started, then waits (up to 60 s) for ``other`` to say so:
+    it finishes only when both run at once. It records its number."""
+    return _notebook(tmp_path, name, (
+        "import time\nfrom pathlib import Path\n"
+        f"Path({str(tmp_path / mine)!r}).touch()\n"
+        f"deadline = time.time() + 60\n"
+        f"while not Path({str(tmp_path / other)!r}).exists():\n"
+        "    assert time.time() < deadline, 'the other notebook never started'\n"
+        "    time.sleep(0.1)\n"
+        "from helpers.infra.metrics import MetricsRecorder\n"
+        f"MetricsRecorder({Path(name).stem!r}, data='none').record('which', {name[1]})"))
+
+
+def test_jobs_run_notebooks_at_once_each_with_its_own_metrics(tmp_path, monkeypatch):
+    first = _waiting_notebook(tmp_path, "01_a.ipynb", "a", "c")
+    third = _waiting_notebook(tmp_path, "03_c.ipynb", "c", "a")
+    # 02 reads 01's record, so it starts when 01 has finished, and sees its number
+    second = _notebook(tmp_path, "02_b.ipynb",
+                       "from helpers.infra.metrics import MetricsRecorder, read_metrics\n"
+                       "seen = read_metrics()['01_a']['metrics']['which']\n"
+                       "MetricsRecorder('02_b', data='none').record('seen', seen)")
+    monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [first, second, third])
+    assert runner.main(["--fast", "--jobs", "2"]) == 0
+    metrics = tmp_path / "build" / "metrics"
+    records = {stem: json.loads((metrics / f"{stem}.json").read_text())
+               for stem in ("01_a", "02_b", "03_c")}
+    assert records["01_a"]["metrics"] == {"which": 1}
+    assert records["03_c"]["metrics"] == {"which": 3}
+    assert records["02_b"]["metrics"] == {"seen": 1}
+    assert all(r["jobs"] == 2 for r in records.values())
+    assert not list(metrics.glob(".run-*"))  # every staging folder gone
+
+
+def test_one_job_runs_in_reading_order_one_at_a_time(tmp_path, monkeypatch):
+    paths = [_notebook(tmp_path, f"0{i}_x.ipynb", "x = 1") for i in (1, 2, 3)]
+    runs = _capture_runs(monkeypatch, tmp_path, *paths)
+    assert runner.main(["--fast"]) == 0
+    assert [name for name, _ in runs] == ["01_x.ipynb", "02_x.ipynb", "03_x.ipynb"]
+    with pytest.raises(SystemExit, match="--jobs must be at least 1, got 0"):
+        runner.main(["--fast", "--jobs", "0"])
+
+
+def test_a_notebook_that_reads_another_s_records_waits_for_it():
+    parsed = {p: nbformat.read(p, as_version=4) for p in NOTEBOOKS}
+    deps = {p.stem[:2]: {d.stem[:2] for d in ds}
+            for p, ds in runner.dependencies(NOTEBOOKS, parsed).items() if ds}
+    assert deps == {"09": {"08"}}  # the diffusion study scores the GAN's recorded samples
+
+
+def test_several_jobs_start_the_longest_notebooks_first(tmp_path, monkeypatch):
+    paths = [_notebook(tmp_path, f"0{i}_x.ipynb", "x = 1") for i in (1, 2, 3, 4)]
+    metrics = tmp_path / "build" / "metrics"
+    metrics.mkdir(parents=True)
+    for i, seconds, fast in ((1, 50.0, False), (2, 900.0, False), (3, 300.0, True)):
+        (metrics / f"0{i}_x.json").write_text(json.dumps(
+            {"metrics": {}, "wall_seconds": seconds, "fast_mode": fast}))
+    stems = {p: p.stem for p in paths}
+    order = runner.longest_first(paths, stems, metrics, fast=False)
+    # 03 ran only in fast mode and 04 never: their full-mode times are unknown, so first
+    assert [p.stem for p in order] == ["03_x", "04_x", "02_x", "01_x"]
+    runs = _capture_runs(monkeypatch, tmp_path, *paths)
+    assert runner.main(["--jobs", "2"]) == 0
+    assert sorted(name for name, _ in runs) == [p.name for p in paths]
+
+
+def test_stop_kernels_interrupts_a_notebook_running_on_another_thread(tmp_path):
+    # make run's Ctrl-C: the kernels of notebooks run on threads do not see it themselves
+    import threading
+    import time
+
+    from nbclient.exceptions import CellExecutionError
+
+    path = _notebook(tmp_path, "01_slow.ipynb", "import time\ntime.sleep(120)")
+    errors = []
+
+    def run():
+        try:
+            runner.execute(path, timeout=300)
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.time() + 60
+    while not runner._KERNELS and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the cell is running
+    begin = time.time()
+    runner.stop_kernels()
+    thread.join(60)
+    assert not thread.is_alive() and time.time() - begin < 30
+    assert len(errors) == 1 and isinstance(errors[0], CellExecutionError)
+    assert "KeyboardInterrupt" in str(errors[0])
+    assert (tmp_path / "build" / "notebooks" / "01_slow.failed.ipynb").exists()
+    assert not runner._KERNELS

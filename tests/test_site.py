@@ -27,6 +27,9 @@ def test_banner_says_mode_data_date_time_and_versions():
         assert part in text
     fast = site.banner({**RECORD, "fast_mode": True, "overrides": {"SEED": 3}}, "01_x")
     assert "fast mode" in fast and "`SEED = 3`" in fast
+    assert "at a time" not in text
+    shared = site.banner({**RECORD, "jobs": 2}, "01_x")  # its time counts a shared machine
+    assert "12 min 34 s (2 notebooks running at a time)" in shared
 
 
 def test_banner_names_what_the_record_lacks():

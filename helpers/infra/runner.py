@@ -22,10 +22,12 @@ import ast
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
 
@@ -152,12 +154,14 @@ def output_paths(stem: str, failed: bool = False) -> tuple[Path, Path]:
     return build_dir("notebooks") / f"{name}.ipynb", build_dir("html") / f"{name}.html"
 
 
-def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
+def execute(path: Path, timeout: int, overrides: dict | None = None,
+            env: dict | None = None) -> float:
     """Run one notebook with ``overrides`` of its parameters, write the executed copy and
     its HTML, named like the run's metrics (``<notebook>-<dataset>`` for another data set,
     so that such a run never replaces the default one's copy); return the wall time. Each
     file is replaced only when the run succeeds; a failed run writes ``<name>.failed.ipynb``
-    and ``.failed.html`` and leaves the last good ones as they were."""
+    and ``.failed.html`` and leaves the last good ones as they were. ``env``: the kernel's
+    environment (default: this process's)."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -171,12 +175,14 @@ def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
                                    kernel_name="python3", language="python")
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
+    client.on_notebook_start = lambda notebook: _KERNELS.add(client)
     stem = result_stem(path, overrides or {})
     start, succeeded = time.perf_counter(), False
     try:
-        client.execute()
+        client.execute(**({} if env is None else {"env": env}))
         succeeded = True
     finally:
+        _KERNELS.discard(client)
         elapsed = time.perf_counter() - start
         notebook_file, html_file = output_paths(stem, failed=not succeeded)
         tidy_outputs(nb)
@@ -188,6 +194,22 @@ def execute(path: Path, timeout: int, overrides: dict | None = None) -> float:
             for stale in output_paths(stem, failed=True):
                 stale.unlink(missing_ok=True)
     return elapsed
+
+
+_KERNELS = set()  # the clients of the kernels now running notebooks (see ``stop_kernels``)
+
+
+def stop_kernels(hard: bool = False) -> None:
+    """Interrupt the cell each running kernel is executing, as Ctrl-C in a notebook does (so
+    that its run fails and keeps its partial copy), or with ``hard`` kill the kernels.
+    Several notebooks run on threads of this process, and Ctrl-C reaches only this one."""
+    for client in list(_KERNELS):
+        provisioner = getattr(client.km, "provisioner", None)
+        if provisioner is not None and provisioner.pid:
+            try:
+                os.kill(provisioner.pid, signal.SIGKILL if hard else signal.SIGINT)
+            except ProcessLookupError:  # it has just ended
+                pass
 
 
 def cell_seconds(nb) -> list[dict]:
@@ -231,7 +253,7 @@ def publish_metrics(staging: Path, metrics_dir: Path, stem: str, extra: dict,
         os.replace(table, target / table.name)
     if record:
         record = {**stamp_run(record, extra["seconds"], extra.get("overrides")),
-                  "cell_seconds": extra.get("cell_seconds", [])}
+                  "cell_seconds": extra.get("cell_seconds", []), "jobs": extra.get("jobs", 1)}
         write_json_atomic(target / f"{stem}.json", record)
     elif not failed:
         (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
@@ -256,30 +278,27 @@ def summary_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def run_one(path: Path, timeout: int, overrides: dict, metrics_dir: Path) -> dict:
+def run_one(path: Path, timeout: int, overrides: dict, metrics_dir: Path,
+            jobs: int = 1) -> dict:
     """Execute ``path`` with its metrics written to a private staging folder, then publish
-    them (or keep them apart when the run failed). Returns the summary row."""
+    them (or keep them apart when the run failed). ``jobs``: how many notebooks run at
+    once, kept with the record beside the wall time. Returns the summary row."""
     import nbformat
 
     stem = result_stem(path, overrides)
     staging = Path(tempfile.mkdtemp(prefix=f".run-{stem}-", dir=metrics_dir))
-    saved = os.environ.get(METRICS_DIR_VARIABLE)
-    os.environ[METRICS_DIR_VARIABLE] = str(staging)  # the kernel's recorder writes there
+    # the kernel's recorder writes to the staging folder; each kernel gets its own
+    env = {**os.environ, METRICS_DIR_VARIABLE: str(staging)}
     start, error = time.perf_counter(), None
     try:
-        seconds = execute(path, timeout, overrides)
+        seconds = execute(path, timeout, overrides, env=env)
     except Exception as exc:  # report and go on with the next notebook
         seconds, error = time.perf_counter() - start, exc
-    finally:
-        if saved is None:
-            os.environ.pop(METRICS_DIR_VARIABLE, None)
-        else:
-            os.environ[METRICS_DIR_VARIABLE] = saved
     try:
         executed = output_paths(stem, failed=error is not None)[0]
         times = cell_seconds(nbformat.read(executed, as_version=4)) if executed.exists() else []
         record = publish_metrics(staging, metrics_dir, stem, {
-            "seconds": seconds, "overrides": overrides, "cell_seconds": times},
+            "seconds": seconds, "overrides": overrides, "cell_seconds": times, "jobs": jobs},
             failed=error is not None)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -288,6 +307,32 @@ def run_one(path: Path, timeout: int, overrides: dict, metrics_dir: Path) -> dic
     if error is not None:
         row["error"] = error
     return row
+
+
+def dependencies(notebooks: list[Path], parsed: dict) -> dict[Path, set[Path]]:
+    """For each of ``notebooks``, the others among them whose records it reads: those whose
+    name appears in quotes in its code (09 reads 08's samples through
+    ``metrics_stem("08_gan_mnist")``). Such a notebook starts after they have finished."""
+    deps = {}
+    for path in notebooks:
+        code = "\n".join(c.source for c in parsed[path].cells if c.cell_type == "code")
+        deps[path] = {other for other in notebooks if other != path and
+                      (f'"{other.stem}"' in code or f"'{other.stem}'" in code)}
+    return deps
+
+
+def longest_first(notebooks: list[Path], stems: dict[Path, str], metrics_dir: Path,
+                  fast: bool) -> list[Path]:
+    """``notebooks`` by their last recorded wall time in this mode, longest first (those
+    never run, or run in the other mode, first of all, in their own order): with several
+    notebooks at a time, the long ones then do not end up running alone at the end."""
+    def last_seconds(path):
+        record = read_record(metrics_dir / f"{stems[path]}.json")
+        if record.get("fast_mode") != fast or not record.get("wall_seconds"):
+            return float("inf")
+        return float(record["wall_seconds"])
+
+    return sorted(notebooks, key=last_seconds, reverse=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,7 +345,12 @@ def main(argv: list[str] | None = None) -> int:
                         "EPOCHS=5; repeated --set add up")
     parser.add_argument("--dataset", help="value of DATASET (e.g. fashion_mnist), for the "
                         "notebooks that take it")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once, each on "
+                        "its own kernel (default 1); a notebook that reads another's records "
+                        "starts after it")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     overrides = parse_overrides(args.overrides)
     notebooks = select_notebooks(args.nb)
     if args.dataset:
@@ -324,26 +374,60 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["NOTEBOOK_FAST"] = "1" if args.fast else "0"
     os.environ["NOTEBOOK_STRICT"] = "1"  # a missed headline target fails the run
     metrics_dir = build_dir("metrics")
-    results, failures = {}, []
-    for path in notebooks:
-        stem = result_stem(path, overrides)
-        shown = "".join(f", {k}={v!r}" for k, v in overrides.items())
-        print(f"--> {path.name} ({'fast' if args.fast else 'full'} mode{shown})", flush=True)
-        row = run_one(path, args.timeout, overrides, metrics_dir)
-        error = row.pop("error", None)
-        if error is not None:
-            from nbclient.exceptions import CellExecutionError
+    stems = {path: result_stem(path, overrides) for path in notebooks}
+    deps = dependencies(notebooks, parsed)
+    pending = (longest_first(notebooks, stems, metrics_dir, args.fast) if args.jobs > 1
+               else list(notebooks))
+    shown = "".join(f", {k}={v!r}" for k, v in overrides.items())
+    results, failures, running, begin = {}, [], {}, time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        def start(path):
+            pending.remove(path)
+            print(f"--> {path.name} ({'fast' if args.fast else 'full'} mode{shown})",
+                  flush=True)
+            running[pool.submit(run_one, path, args.timeout, overrides, metrics_dir,
+                                jobs=min(args.jobs, len(notebooks)))] = path
 
-            kept = output_paths(stem)[0]
-            failures.append(f"{path.name}: {type(error).__name__}: {error}\n    this run's "
-                            f"partial copy: {output_paths(stem, failed=True)[0]}; "
-                            + (f"the last good run is kept in {kept}" if kept.exists()
-                               else "there is no earlier good run"))
-            if not isinstance(error, CellExecutionError):  # not the notebook's code: say where
-                traceback.print_exception(error)
-        results[stem] = row
-        print(f"    {row['status']} in {row['seconds']:.1f}s", flush=True)
+        while pending or running:
+            for path in list(pending):  # start, in order, those whose sources have run
+                if len(running) < args.jobs and not deps[path] & {*pending,
+                                                                   *running.values()}:
+                    start(path)
+            if not running:  # left: notebooks that read each other's records
+                start(pending[0])
+            try:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:  # the others' kernels do not see Ctrl-C: stop them
+                print("\nInterrupted: stopping the running notebooks (Ctrl-C again kills "
+                      "their kernels)", file=sys.stderr, flush=True)
+                pending.clear()
+                try:
+                    stop_kernels()
+                    wait(running)
+                except KeyboardInterrupt:
+                    stop_kernels(hard=True)
+                raise
+            for future in done:
+                path = running.pop(future)
+                stem, row = stems[path], future.result()
+                error = row.pop("error", None)
+                if error is not None:
+                    from nbclient.exceptions import CellExecutionError
+
+                    kept = output_paths(stem)[0]
+                    failures.append(f"{path.name}: {type(error).__name__}: {error}\n    this "
+                                    f"run's partial copy: {output_paths(stem, failed=True)[0]}; "
+                                    + (f"the last good run is kept in {kept}" if kept.exists()
+                                       else "there is no earlier good run"))
+                    if not isinstance(error, CellExecutionError):  # not the notebook's code
+                        traceback.print_exception(error)
+                results[stem] = row
+                print(f"    {path.name}: {row['status']} in {row['seconds']:.1f}s", flush=True)
+    results = {stems[p]: results[stems[p]] for p in notebooks}  # the summary in reading order
     print("\n" + summary_table(results))
+    if len(results) > 1:
+        print(f"\n{len(results)} notebooks in {time.perf_counter() - begin:.0f} s, "
+              f"{min(args.jobs, len(results))} at a time")
     print(f"\nExecuted notebooks: {build_dir('notebooks')}\nHTML: {build_dir('html')}")
     for failure in failures:
         print(f"\nFAILED {failure}", file=sys.stderr)

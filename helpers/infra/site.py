@@ -84,9 +84,11 @@ def banner(record: dict, notebook: str) -> str:
     overrides = record.get("overrides") or {}
     changed = (" Parameters changed: " + ", ".join(f"`{k} = {v!r}`" for k, v in
                                                    overrides.items()) + ".") if overrides else ""
+    jobs = record.get("jobs", 1)
+    shared = f" ({jobs} notebooks running at a time)" if jobs > 1 else ""
     return ("```{admonition} This run\n:class: tip run-banner\n"
             f"Executed in **{mode}** on data `{record['data']}`, finished "
-            f"{record['finished']} after {format_seconds(record['wall_seconds'])}, with "
+            f"{record['finished']} after {format_seconds(record['wall_seconds'])}{shared}, with "
             f"TensorFlow {record['tensorflow']} and Keras {record['keras']}.{changed}\n```")
 
 
