@@ -567,3 +567,39 @@ def test_long_notebooks_mark_a_core_path_and_going_further_parts(stem):
               if c.cell_type == "markdown" and "(going further)" in c.source]
     assert marked, "no part is marked '(going further)'"
     assert "*going further*" in nb.cells[0].source  # the title says what the mark means
+
+
+# ---------------------------------------------------------------- the test set is touched once
+def test_set_problems(nb) -> list[str]:
+    """Fits that watch the test set while training (``validation_data`` built from a name
+    with ``test`` in it): its numbers would then steer training or the choices made from the
+    curves, and the test set is meant to be scored once, at the end."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(_code(cell))):
+            if isinstance(node, ast.keyword) and node.arg == "validation_data":
+                names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+                names |= {n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)}
+                if any("test" in name for name in names):
+                    problems.append(f"cell {i} trains with the test set as validation data")
+    return problems
+
+
+test_set_problems.__test__ = False  # a helper, not a test
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_training_never_watches_the_test_set(path):
+    assert test_set_problems(nbformat.read(path, as_version=4)) == []
+
+
+def test_watching_the_test_set_is_reported():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("fit(model, x, validation_data=(x_val,))"),
+                nbformat.v4.new_code_cell("fit(model, x, validation_data=(data.x_test,))"),
+                nbformat.v4.new_code_cell("fit(model, x, epochs=2,\n"
+                                          "    validation_data=(x_test, y_test))")]
+    assert test_set_problems(nb) == ["cell 1 trains with the test set as validation data",
+                                     "cell 2 trains with the test set as validation data"]
