@@ -1,6 +1,7 @@
 """Execute notebooks, export HTML and summarise their recorded headline numbers.
 
     python -m helpers.infra.runner [--nb 05] [--fast] [--set SEED=1 EPOCHS=5] [--dataset NAME]
+                                   [--jobs 2]
 
 Each notebook runs on this interpreter's kernel with its own folder as working directory;
 ``--set`` values (Python literals; repeated ``--set`` add up) replace those of the cell
@@ -12,7 +13,9 @@ run's executed copy, HTML and metrics only when it succeeds: a failed run keeps 
 good ones and leaves its partial copy beside them as ``<name>.failed.ipynb`` (and
 ``.failed.html``, its metrics in build/metrics/failed/). Exits non-zero, naming the
 notebook and the failing cell, when a notebook fails. The summary ends with each
-notebook's most expensive cells, whose times are recorded with the metrics.
+notebook's most expensive cells, whose times are recorded with the metrics. ``--jobs N``
+runs N notebooks at once, longest first (by their last recorded times); one that reads
+another's records starts after it (see ``dependencies``).
 """
 
 from __future__ import annotations
@@ -402,8 +405,10 @@ def main(argv: list[str] | None = None) -> int:
                       "their kernels)", file=sys.stderr, flush=True)
                 pending.clear()
                 try:
-                    stop_kernels()
-                    wait(running)
+                    while running:  # again every few seconds: one may fall between cells
+                        stop_kernels()
+                        for future in wait(running, timeout=5).done:
+                            running.pop(future)
                 except KeyboardInterrupt:
                     stop_kernels(hard=True)
                 raise
