@@ -303,7 +303,7 @@ def _waiting_notebook(tmp_path, name, mine, other):
     return _notebook(tmp_path, name, (
         "import time\nfrom pathlib import Path\n"
         f"Path({str(tmp_path / mine)!r}).touch()\n"
-        f"deadline = time.time() + 60\n"
+        "deadline = time.time() + 60\n"
         f"while not Path({str(tmp_path / other)!r}).exists():\n"
         "    assert time.time() < deadline, 'the other notebook never started'\n"
         "    time.sleep(0.1)\n"
@@ -361,6 +361,7 @@ def test_several_jobs_start_the_longest_notebooks_first(tmp_path, monkeypatch):
     runs = _capture_runs(monkeypatch, tmp_path, *paths)
     assert runner.main(["--jobs", "2"]) == 0
     assert sorted(name for name, _ in runs) == [p.name for p in paths]
+    assert {name for name, _ in runs[:2]} == {"03_x.ipynb", "04_x.ipynb"}  # main uses that order
 
 
 def test_stop_kernels_interrupts_a_notebook_running_on_another_thread(tmp_path):
