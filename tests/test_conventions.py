@@ -342,8 +342,9 @@ def _defined(source: str) -> set[str]:
 def teaching_problems(nb) -> list[str]:
     """Cells over 250 words (maths symbols counted, see ``tokens``), teaching text over 2,200
     words of prose (maths one word, see ``words``; all markdown but the exercises,
-    references, about and notes sections), and solution cells that rebind a name another
-    cell defines (Run All would overwrite the reader's code with the solution's)."""
+    references, about and notes sections), solution cells that rebind a name another cell
+    defines (Run All would overwrite the reader's code with the solution's), and solution cells
+    that end with a comment (a conclusion typed instead of printed from the run)."""
     problems, section, teaching = [], None, 0
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "markdown":
@@ -389,6 +390,11 @@ def teaching_problems(nb) -> list[str]:
             if clash:
                 problems.append(f"solution cell {i} rebinds {', '.join(clash)}, defined by "
                                 "another cell: give the solution its own names")
+            # a conclusion typed as a closing comment can contradict the run; print it instead
+            lines = [line for line in cell.source.splitlines() if line.strip()]
+            if lines and lines[-1].lstrip().startswith("#"):
+                problems.append(f"solution cell {i} ends with a comment: print the conclusion "
+                                "from what the run computed")
     return problems
 
 
@@ -437,6 +443,12 @@ def test_teaching_problems_are_reported():
         clashing = notebook(_cell("code", "def my_kl(m, v):\n    raise NotImplementedError"),
                             _cell("code", solution, ["solution"]), *derivation)
         assert any("rebinds my_kl" in p for p in teaching_problems(clashing)), solution
+    typed = notebook(_cell("code", "gap = 3.0\nprint(gap)\n# the gap is tens of nats",
+                           ["solution"]), *derivation)
+    assert any("ends with a comment" in p for p in teaching_problems(typed))
+    printed = notebook(_cell("code", "# the gap, as this run measured it:\nprint(3.0)",
+                             ["solution"]), *derivation)
+    assert teaching_problems(printed) == []
 
 
 # ---------------------------------------------------------------- checks cells
