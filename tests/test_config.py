@@ -143,3 +143,36 @@ def test_set_seed_stops_grappler_from_summing_gradients_in_arrival_order():
 def test_set_memory_optimizer_names_its_argument(enabled):
     with pytest.raises(TypeError, match="enabled"):
         config.set_memory_optimizer(enabled)
+
+
+BLAS_PROBE = """
+import json, os, sys
+import numpy
+from threadpoolctl import threadpool_info
+from helpers.infra import config
+config.set_seed(0)
+import scipy.linalg  # its own OpenBLAS, loaded after set_seed
+print(json.dumps(sorted({(i["filepath"], i["num_threads"]) for i in threadpool_info()
+                         if i["user_api"] == "blas"})))
+"""
+
+
+def _blas_threads(env_update):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env.update(env_update, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", BLAS_PROBE], env=env, capture_output=True,
+                         text=True, check=True, cwd=config.REPO_ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_set_seed_runs_numpy_and_scipy_blas_on_one_thread():
+    libraries = _blas_threads({})
+    assert len(libraries) >= 1 and all(threads == 1 for _, threads in libraries), libraries
+    # a thread count the user chose stays (threadpoolctl reads what the library uses)
+    chosen = _blas_threads({"OPENBLAS_NUM_THREADS": "2"})
+    assert all(threads == 2 for _, threads in chosen), chosen

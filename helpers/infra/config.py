@@ -14,6 +14,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/infra/config.py -> the repository
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
+_BLAS_PINNED_BY_US = False  # set by single_thread_blas
 
 
 def env_flag(name: str) -> bool:
@@ -114,7 +115,8 @@ def quiet_tensorflow() -> None:
 def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and Keras; with ``deterministic``, make TensorFlow's compiled
     functions give the same bits on every run: deterministic ops, and no memory-optimising
-    graph rewrite (see ``set_memory_optimizer``)."""
+    graph rewrite (see ``set_memory_optimizer``); and run NumPy's and SciPy's BLAS on one
+    thread (see ``single_thread_blas``)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or \
             not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
@@ -126,6 +128,25 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
 
         tf.config.experimental.enable_op_determinism()
         set_memory_optimizer(False)
+    if deterministic:
+        single_thread_blas()
+
+
+def single_thread_blas() -> None:
+    """Run the BLAS behind NumPy and SciPy (OpenBLAS in their wheels) on one thread: the
+    libraries already loaded through ``threadpoolctl``, those loaded later through
+    ``OPENBLAS_NUM_THREADS``. A sum split between threads can round differently with the
+    number of cores; and when another process keeps the second core busy (two notebooks at
+    once, ``make test``'s two workers), OpenBLAS's threads wait on each other: small products
+    such as a notebook's annealing loop then run several times slower. TensorFlow's own
+    thread pool is not touched. An ``OPENBLAS_NUM_THREADS`` set before the first call is left
+    as it is."""
+    if _BLAS_PINNED_BY_US or "OPENBLAS_NUM_THREADS" not in os.environ:
+        from threadpoolctl import threadpool_limits
+
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        threadpool_limits(limits=1, user_api="blas")
+        globals()["_BLAS_PINNED_BY_US"] = True
 
 
 def set_memory_optimizer(enabled: bool) -> None:
