@@ -364,6 +364,39 @@ def test_several_jobs_start_the_longest_notebooks_first(tmp_path, monkeypatch):
     assert {name for name, _ in runs[:2]} == {"03_x.ipynb", "04_x.ipynb"}  # main uses that order
 
 
+def test_a_notebook_others_wait_for_starts_by_the_length_of_its_chain(tmp_path):
+    paths = [tmp_path / f"0{i}_x.ipynb" for i in (1, 2, 3, 4)]
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    for i, seconds in ((1, 100.0), (2, 50.0), (3, 80.0)):
+        (metrics / f"0{i}_x.json").write_text(json.dumps(
+            {"metrics": {}, "wall_seconds": seconds, "fast_mode": False}))
+    stems = {p: p.stem for p in paths}
+    deps = {paths[2]: {paths[1]}}  # 03 reads 02's records
+    # 04: no record, its time from the course page; 02's chain is 50 + 80 = 130
+    order = runner.longest_first(paths, stems, metrics, False, deps, {"04_x": 120.0})
+    assert [p.stem for p in order] == ["02_x", "04_x", "01_x", "03_x"]
+    # without a documented time 04 is unknown, so first; a cycle does not recurse for ever
+    cycle = {paths[0]: {paths[1]}, paths[1]: {paths[0]}}
+    order = runner.longest_first(paths, stems, metrics, False, cycle, {})
+    assert order[0].stem == "04_x" and sorted(order) == sorted(paths)
+
+
+def test_documented_seconds_read_the_course_page_table(tmp_path):
+    page = tmp_path / "index.md"
+    page.write_text("| # | notebook | data | fast mode | full mode |\n|---|---|---|---|---|\n"
+                    "| 01 | [One](01_a.ipynb) | digits | 46 s | 6 min |\n"
+                    "| 02 | [Two](02_b.ipynb) | curves | 1.5 min | 90 s |\n")
+    assert runner.documented_seconds(False, page) == {"01_a": 360.0, "02_b": 90.0}
+    assert runner.documented_seconds(True, page) == {"01_a": 46.0, "02_b": 90.0}
+    assert runner.documented_seconds(False, tmp_path / "missing.md") == {}
+    # the real page gives both times of every notebook of the course
+    for fast in (False, True):
+        documented = runner.documented_seconds(fast)
+        assert sorted(documented) == sorted(p.stem for p in NOTEBOOKS)
+        assert all(seconds > 0 for seconds in documented.values())
+
+
 def test_stop_kernels_interrupts_a_notebook_running_on_another_thread(tmp_path):
     # make run's Ctrl-C: the kernels of notebooks run on threads do not see it themselves
     import threading

@@ -14,8 +14,9 @@ good ones and leaves its partial copy beside them as ``<name>.failed.ipynb`` (an
 ``.failed.html``, its metrics in build/metrics/failed/). Exits non-zero, naming the
 notebook and the failing cell, when a notebook fails. The summary ends with each
 notebook's most expensive cells, whose times are recorded with the metrics. ``--jobs N``
-runs N notebooks at once, longest first (by their last recorded times); one that reads
-another's records starts after it (see ``dependencies``).
+runs N notebooks at once, longest first (by their last recorded times, else the course
+page's; see ``longest_first``); one that reads another's records starts after it (see
+``dependencies``).
 """
 
 from __future__ import annotations
@@ -324,18 +325,54 @@ def dependencies(notebooks: list[Path], parsed: dict) -> dict[Path, set[Path]]:
     return deps
 
 
-def longest_first(notebooks: list[Path], stems: dict[Path, str], metrics_dir: Path,
-                  fast: bool) -> list[Path]:
-    """``notebooks`` by their last recorded wall time in this mode, longest first (those
-    never run, or run in the other mode, first of all, in their own order): with several
-    notebooks at a time, the long ones then do not end up running alone at the end."""
-    def last_seconds(path):
-        record = read_record(metrics_dir / f"{stems[path]}.json")
-        if record.get("fast_mode") != fast or not record.get("wall_seconds"):
-            return float("inf")
-        return float(record["wall_seconds"])
+_TABLE_ROW = re.compile(r"^\|\s*\d+\s*\|\s*\[[^\]]*\]\(([^)/]+)\.ipynb\)\s*\|[^|]*\|"
+                        r"\s*([\d.]+)\s*(s|min)\s*\|\s*([\d.]+)\s*(s|min)\s*\|\s*$", re.M)
 
-    return sorted(notebooks, key=last_seconds, reverse=True)
+
+def documented_seconds(fast: bool, front_page: Path | None = None) -> dict[str, float]:
+    """Each notebook's wall time in this mode as the course page's reading-order table gives
+    it (``| 08 | [title](08_gan_mnist.ipynb) | data | 44 s | 16 min |``), by notebook stem;
+    empty when the page is missing."""
+    front_page = NOTEBOOK_DIR / "index.md" if front_page is None else front_page
+    if not front_page.exists():
+        return {}
+    seconds = {}
+    for stem, fast_value, fast_unit, full_value, full_unit in _TABLE_ROW.findall(
+            front_page.read_text(encoding="utf-8")):
+        value, unit = (fast_value, fast_unit) if fast else (full_value, full_unit)
+        seconds[stem] = float(value) * (60 if unit == "min" else 1)
+    return seconds
+
+
+def longest_first(notebooks: list[Path], stems: dict[Path, str], metrics_dir: Path,
+                  fast: bool, deps: dict[Path, set[Path]] | None = None,
+                  documented: dict[str, float] | None = None) -> list[Path]:
+    """``notebooks`` in the order to start them with several at a time: longest chain first.
+    A notebook's chain is its own expected wall time plus the longest chain of the notebooks
+    that wait for it (``deps``, from ``dependencies``), so that 08, which 09 waits for, starts
+    before notebooks longer than itself, and neither runs alone at the end. Its expected time
+    is its last recorded wall time in this mode, else the course page's (``documented``, by
+    default ``documented_seconds``), else unknown: those come first of all, in their own
+    order."""
+    deps = deps or {}
+    documented = documented_seconds(fast) if documented is None else documented
+
+    def own(path):
+        record = read_record(metrics_dir / f"{stems[path]}.json")
+        if record.get("fast_mode") == fast and record.get("wall_seconds"):
+            return float(record["wall_seconds"])
+        return documented.get(path.stem, float("inf"))
+
+    waiters = {p: [q for q in notebooks if p in deps.get(q, set())] for p in notebooks}
+    chains: dict[Path, float] = {}
+
+    def chain(path, seen=()):
+        if path not in chains:
+            later = [chain(q, (*seen, path)) for q in waiters[path] if q not in seen]
+            chains[path] = own(path) + max(later, default=0.0)
+        return chains[path]
+
+    return sorted(notebooks, key=chain, reverse=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_dir = build_dir("metrics")
     stems = {path: result_stem(path, overrides) for path in notebooks}
     deps = dependencies(notebooks, parsed)
-    pending = (longest_first(notebooks, stems, metrics_dir, args.fast) if args.jobs > 1
+    pending = (longest_first(notebooks, stems, metrics_dir, args.fast, deps) if args.jobs > 1
                else list(notebooks))
     shown = "".join(f", {k}={v!r}" for k, v in overrides.items())
     results, failures, running, begin = {}, [], {}, time.perf_counter()
