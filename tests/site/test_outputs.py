@@ -12,12 +12,17 @@ from helpers.infra.outputs import output_problems
 from helpers.infra.site import course_notebooks
 
 
-@pytest.mark.parametrize("name", [nb.name for nb in course_notebooks()])
-def test_every_figure_once_and_no_leaked_values(name):
+def executed(name):
+    """This run's executed copy of the notebook ``name``."""
     path = build_dir("notebooks") / name
     if not path.exists():
         pytest.fail(f"No executed copy of {name} in {path.parent}: run the notebooks first")
-    problems = output_problems(nbformat.read(path, as_version=4))
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.mark.parametrize("name", [nb.name for nb in course_notebooks()])
+def test_every_figure_once_and_no_leaked_values(name):
+    problems = output_problems(executed(name))
     assert not problems, f"{name}:\n" + "\n".join(problems)
 
 
@@ -49,10 +54,7 @@ def stub_problems(nb) -> list[str]:
 
 @pytest.mark.parametrize("name", [nb.name for nb in course_notebooks()])
 def test_untouched_exercises_report_not_implemented_yet(name):
-    path = build_dir("notebooks") / name
-    if not path.exists():
-        pytest.fail(f"No executed copy of {name} in {path.parent}: run the notebooks first")
-    problems = stub_problems(nbformat.read(path, as_version=4))
+    problems = stub_problems(executed(name))
     assert not problems, f"{name}:\n" + "\n".join(problems)
 
 
