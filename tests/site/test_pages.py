@@ -8,6 +8,7 @@ import re
 from urllib.parse import urldefrag, urlsplit
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from helpers.infra.site import course_notebooks
 
@@ -47,9 +48,15 @@ def move_explorer(page):
     before = page.evaluate(EXPLORER_NOW)
     box = rail.bounding_box()
     page.mouse.click(box["x"] + 0.9 * box["width"], box["y"] + box["height"] / 2)
-    page.wait_for_function(f"() => ({EXPLORER_NOW})().step !== {before['step']}")
-    after = page.evaluate(EXPLORER_NOW)
-    return after["x"] != before["x"] and after["image"] != before["image"]
+    # the slider's step changes first, the marker and the image when Plotly has redrawn them
+    try:
+        page.wait_for_function(
+            f"""(before) => {{ const now = ({EXPLORER_NOW})();
+                return now.step !== before.step && now.x !== before.x
+                       && now.image !== before.image; }}""", arg=before, timeout=15_000)
+    except PlaywrightTimeout:
+        return False
+    return True
 
 
 class Visit:
