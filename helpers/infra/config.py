@@ -141,12 +141,13 @@ def single_thread_blas() -> None:
     such as a notebook's annealing loop then run several times slower. TensorFlow's own
     thread pool is not touched. An ``OPENBLAS_NUM_THREADS`` set before the first call is left
     as it is."""
+    global _BLAS_PINNED_BY_US
     if _BLAS_PINNED_BY_US or "OPENBLAS_NUM_THREADS" not in os.environ:
         from threadpoolctl import threadpool_limits
 
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         threadpool_limits(limits=1, user_api="blas")
-        globals()["_BLAS_PINNED_BY_US"] = True
+        _BLAS_PINNED_BY_US = True
 
 
 def set_memory_optimizer(enabled: bool) -> None:
