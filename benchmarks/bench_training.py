@@ -47,7 +47,15 @@ from tensorflow.python.profiler.option_builder import ProfileOptionBuilder  # no
 
 from helpers.data import mnist  # noqa: E402
 from helpers.evaluation import judge  # noqa: E402
-from helpers.models import autoencoders, backbones, builders, checkerboard, gan, rbm  # noqa: E402
+from helpers.models import (  # noqa: E402
+    autoencoders,
+    backbones,
+    builders,
+    checkerboard,
+    diffusion,
+    gan,
+    rbm,
+)
 from helpers.training import STEPS_PER_EXECUTION  # noqa: E402
 
 SEED = 0
@@ -70,6 +78,7 @@ PROJECT_SETTINGS = {
     "rbm_pcd": dict(NOTEBOOK_DEFAULTS, steps_per_execution=1),
     "dcgan": dict(NOTEBOOK_DEFAULTS),
     "judge": dict(NOTEBOOK_DEFAULTS),
+    "diffusion_unet": dict(NOTEBOOK_DEFAULTS),
 }
 
 # ops whose FLOPs are multiply-adds of a matrix product or a convolution
@@ -190,7 +199,7 @@ def rbm_workload(persistent):
     def stream(arrays):  # the notebook's way: grey levels, binarised batch by batch
         grey = np.random.default_rng(SEED).uniform(0, 1, arrays[0].shape).astype(np.float32)
         return mnist.DynamicBinarization(grey, batch_size=100, seed=SEED)
-    return Workload("06", build, lambda: {"optimizer": keras.optimizers.SGD(0.02, momentum=0.5)},
+    return Workload("07", build, lambda: {"optimizer": keras.optimizers.SGD(0.02, momentum=0.5)},
                     batch_size=100, n_train=60_000, data=data, stream=stream)
 
 
@@ -214,13 +223,13 @@ def dcgan():
         return {"d_optimizer": keras.optimizers.Adam(1e-4, beta_1=0.5),
                 "g_optimizer": keras.optimizers.Adam(1e-4, beta_1=0.5, use_ema=True,
                                                      ema_momentum=0.999)}
-    return Workload("07", build, compile_args, batch_size=64, n_train=60_000,
+    return Workload("08", build, compile_args, batch_size=64, n_train=60_000,
                     data=uniform(28, 28, 1, low=-1.0), fit_args={"shuffle": True})
 
 
 def judge_classifier():
-    # helpers.evaluation.judge.train_classifier (07): the CNN behind random shifts, Adam(1e-3),
-    # sparse categorical cross-entropy and accuracy, batches of 64
+    # helpers.evaluation.judge.train_classifier (08, reused by 09): the CNN behind random
+    # shifts, Adam(1e-3), sparse categorical cross-entropy and accuracy, batches of 64
     def build():
         inputs = keras.Input(shape=(28, 28, 1))
         augment = keras.Sequential([keras.layers.RandomTranslation(
@@ -234,7 +243,23 @@ def judge_classifier():
     def data(rng, n):
         return (rng.uniform(0, 1, (n, 28, 28, 1)).astype(np.float32),
                 rng.integers(0, 10, n))
-    return Workload("07", build, compile_args, batch_size=64, n_train=60_000, data=data)
+    return Workload("08", build, compile_args, batch_size=64, n_train=60_000, data=data)
+
+
+def diffusion_unet():
+    # 09_diffusion_mnist.ipynb, make_model(...): the U-Net (BASE_CHANNELS=16, levels x1, x2,
+    # x4) on T=250 linear steps, Min-SNR loss (gamma 5), Adam(1e-3) with a moving average of
+    # the weights (EMA_MOMENTUM=0.995); the helper's train_step, which the notebook's repeats
+    def build():
+        return diffusion.DiffusionModel(
+            diffusion.build_unet(base=16, multipliers=(1, 2, 4)),
+            diffusion.linear_schedule(250, beta_1=1e-4, beta_T=20 / 250), seed=SEED,
+            min_snr_gamma=5.0)
+
+    def compile_args():
+        return {"optimizer": keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.995)}
+    return Workload("09", build, compile_args, batch_size=64, n_train=60_000,
+                    data=uniform(28, 28, 1, low=-1.0))
 
 
 MODELS = {
@@ -248,6 +273,7 @@ MODELS = {
     "rbm_pcd": rbm_pcd,
     "dcgan": dcgan,
     "judge": judge_classifier,
+    "diffusion_unet": diffusion_unet,
 }
 
 
