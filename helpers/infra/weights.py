@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -230,7 +229,10 @@ def unpack(source: str | Path, root: Path | None = None) -> dict:
                              f"be this code's, so nothing was unpacked:\n{lines}\nMake a new "
                              "archive with `make weights` from this checkout's runs.")
         contents = {}
-        for name, info in listed.items():
+        # in the archive's own order: a gzip stream read backwards decompresses from its
+        # start again for every step back
+        for name in sorted(listed, key=lambda n: members[n].offset):
+            info = listed[name]
             data = archive.extractfile(members[name]).read()
             digest = hashlib.sha256(data).hexdigest()
             if digest != info["sha256"]:
@@ -273,5 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from helpers.infra.config import quiet_tensorflow
+
+    quiet_tensorflow()  # the code fingerprints import the model modules, and TensorFlow with them
     sys.exit(main())
