@@ -252,7 +252,6 @@ def test_nll_takes_lists_and_float64_like_float32():
                                                          x.astype("float64"))), expected)
 
 
-
 def _numpy_conv3x3_periodic(h, kernel, bias):
     """3x3 convolution of (n, g, g, c) with wrap-around padding, in NumPy."""
     padded = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
@@ -261,8 +260,8 @@ def _numpy_conv3x3_periodic(h, kernel, bias):
 
 
 def _numpy_nll(decoder, z, x):
-    """-log p(x | z) from the decoder's weights, every stage network evaluated on its whole
-    grid (NumPy, float64): the reference for the decoder's sublattice evaluation."""
+    """-log p(x | z) from the decoder's weights in NumPy (float64), every stage network
+    written out on its whole grid: an independent reference for the teacher-forced pass."""
     def w(layer):
         return [np.asarray(v, dtype=np.float64) for v in (layer.kernel, layer.bias)]
 

@@ -187,7 +187,7 @@ def test_the_command_line_unpacks_without_tensorflow_start_up_chatter(tmp_path, 
 
 def test_unpack_reads_the_compressed_archive_front_to_back(tmp_path, monkeypatch):
     # a gzip stream cannot seek back: every backward step decompresses from the start again,
-    # which made unpacking the course's 586 files take minutes
+    # which made unpacking the course's archive (589 files) take 110 s instead of 10
     _switch_data_dir(tmp_path, monkeypatch, "packed")
     _train()
     for epoch in range(1, 6):
