@@ -29,7 +29,7 @@ install: $(STAMP)  ## create .venv and install requirements and helpers
 unpack-weights: $(STAMP)
 	$(if $(WEIGHTS),$(PYTHON) -m helpers.infra.weights unpack '$(WEIGHTS)')
 
-# notebooks make run executes at once (each on its own kernel; the numbers do not change)
+# notebooks make run executes at once (each on its own kernel, with its share of the cores)
 JOBS ?= 2
 
 run: $(STAMP) unpack-weights  ## execute notebooks (NB=05, FAST=1, P="SEED=1 EPOCHS=5", DATASET=fashion_mnist, TIMEOUT=7200, WEIGHTS=archive, JOBS=1)

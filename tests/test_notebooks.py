@@ -307,8 +307,10 @@ def _waiting_notebook(tmp_path, name, mine, other):
         f"while not Path({str(tmp_path / other)!r}).exists():\n"
         "    assert time.time() < deadline, 'the other notebook never started'\n"
         "    time.sleep(0.1)\n"
-        "from helpers.infra.metrics import MetricsRecorder\n"
-        f"MetricsRecorder({Path(name).stem!r}, data='none').record('which', {name[1]})"))
+        "import os\nfrom helpers.infra.metrics import MetricsRecorder\n"
+        f"recorder = MetricsRecorder({Path(name).stem!r}, data='none')\n"
+        f"recorder.record('which', {name[1]})\n"
+        "recorder.record('threads', int(os.environ.get('TF_NUM_INTRAOP_THREADS', 0)))"))
 
 
 def test_jobs_run_notebooks_at_once_each_with_its_own_metrics(tmp_path, monkeypatch):
@@ -320,15 +322,31 @@ def test_jobs_run_notebooks_at_once_each_with_its_own_metrics(tmp_path, monkeypa
                        "seen = read_metrics()['01_a']['metrics']['which']\n"
                        "MetricsRecorder('02_b', data='none').record('seen', seen)")
     monkeypatch.setattr(runner, "select_notebooks", lambda patterns: [first, second, third])
+    for name in runner.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
     assert runner.main(["--fast", "--jobs", "2"]) == 0
     metrics = tmp_path / "build" / "metrics"
     records = {stem: json.loads((metrics / f"{stem}.json").read_text())
                for stem in ("01_a", "02_b", "03_c")}
-    assert records["01_a"]["metrics"] == {"which": 1}
-    assert records["03_c"]["metrics"] == {"which": 3}
+    # five cores, two notebooks at once: each kernel's TensorFlow gets two threads
+    assert records["01_a"]["metrics"] == {"which": 1, "threads": 2}
+    assert records["03_c"]["metrics"] == {"which": 3, "threads": 2}
     assert records["02_b"]["metrics"] == {"seen": 1}
-    assert all(r["jobs"] == 2 for r in records.values())
+    assert all(r["jobs"] == 2 and r["tensorflow_threads"] == "2" for r in records.values())
     assert not list(metrics.glob(".run-*"))  # every staging folder gone
+
+
+def test_notebooks_run_at_once_share_the_cores_between_their_thread_pools(monkeypatch):
+    for name in runner.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert runner.kernel_threads(1, cores=2) == {}  # alone: TensorFlow's default, all cores
+    assert runner.kernel_threads(2, cores=2) == {"TF_NUM_INTRAOP_THREADS": "1",
+                                                 "TF_NUM_INTEROP_THREADS": "1"}
+    assert runner.kernel_threads(2, cores=7)["TF_NUM_INTRAOP_THREADS"] == "3"
+    assert runner.kernel_threads(4, cores=2)["TF_NUM_INTRAOP_THREADS"] == "1"  # at least one
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")  # the user's choice is kept
+    assert runner.kernel_threads(2, cores=2) == {}
 
 
 def test_one_job_runs_in_reading_order_one_at_a_time(tmp_path, monkeypatch):
