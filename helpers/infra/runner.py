@@ -288,12 +288,10 @@ THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 def kernel_threads(jobs: int, cores: int | None = None) -> dict[str, str]:
     """TensorFlow's thread pools for a notebook that runs beside ``jobs - 1`` others: an
-    equal share of the ``cores`` (default: those this process may use), at least one. Two
-    pools of all the cores on the same cores wait on each other: on two cores, two
-    convolutional trainings of one thread each make 1.1 to 1.35 times the updates of one
-    training on both, two small dense ones 1.6 to 1.9 times, where two of two threads each
-    made 1.06. Empty for one notebook at a time (TensorFlow's default: all cores) and for a
-    pool size the caller set in the environment."""
+    equal share of the ``cores`` (default: those this process may use), at least one: two
+    pools of all the cores on the same cores wait on each other (measured in CONTRIBUTING).
+    Empty for one notebook at a time (TensorFlow's default: all cores) and for a pool size
+    the caller set in the environment."""
     if jobs <= 1 or any(name in os.environ for name in THREAD_VARIABLES):
         return {}
     cores = len(os.sched_getaffinity(0)) if cores is None else cores
