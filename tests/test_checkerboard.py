@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy import stats
 
 from helpers.models import builders, checkerboard
@@ -259,11 +260,15 @@ def _numpy_conv3x3_periodic(h, kernel, bias):
     return np.einsum("nijcuv,uvcd->nijd", windows, kernel) + bias
 
 
-def _numpy_nll(decoder, z, x):
+def _numpy_nll(decoder, z, x, values=None):
     """-log p(x | z) from the decoder's weights in NumPy (float64), every stage network
-    written out on its whole grid: an independent reference for the teacher-forced pass."""
+    written out on its whole grid: an independent reference for the teacher-forced pass.
+    ``values`` maps a variable's path to float64 values to use instead of its own."""
+    values = values or {}
+
     def w(layer):
-        return [np.asarray(v, dtype=np.float64) for v in (layer.kernel, layer.bias)]
+        return [np.asarray(values.get(v.path, v), dtype=np.float64)
+                for v in (layer.kernel, layer.bias)]
 
     def bce(target, logits):
         return np.logaddexp(0.0, logits) - target * logits
@@ -304,3 +309,33 @@ def test_nll_matches_every_stage_evaluated_on_its_whole_grid(L, base, split):
     z = rng.normal(size=(6, 2)).astype("float32")
     np.testing.assert_allclose(np.asarray(decoder.nll(z, x)), _numpy_nll(decoder, z, x),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("L, base, split", [(8, 4, True), (12, 4, True)])
+def test_nll_gradient_matches_central_differences_of_the_whole_grid_reference(L, base, split):
+    # the stage networks pad their input once and take the second convolution's periodic
+    # border from the first; the gradient must still count each site once, as the reference
+    # that pads before every convolution does
+    decoder = checkerboard.CheckerboardDecoder(L, latent_dim=2, base_stride=base, channels=4,
+                                               split_centres=split)
+    rng = np.random.default_rng(5)
+    for weights in decoder.weights:
+        weights.assign(rng.normal(0, 0.5, weights.shape).astype("float32"))
+    x = (rng.random((4, L, L, 1)) < 0.5).astype("float32")
+    z = rng.normal(size=(4, 2)).astype("float32")
+    variables = decoder.trainable_weights
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(decoder.nll(z, x))
+    gradients = tape.gradient(loss, variables)
+    start = [np.asarray(v, dtype=np.float64) for v in variables]
+    eps = 1e-6  # float64 weights: small enough that no ReLU changes side
+    for _ in range(3):
+        direction = [rng.normal(size=w.shape) for w in start]
+        sides = [_numpy_nll(decoder, z, x, values={
+            v.path: w + sign * eps * d for v, w, d in zip(variables, start, direction,
+                                                           strict=True)}).sum()
+            for sign in (1, -1)]
+        numeric = (sides[0] - sides[1]) / (2 * eps)
+        analytic = sum(float(np.sum(np.asarray(g) * d))
+                       for g, d in zip(gradients, direction, strict=True))
+        assert analytic == pytest.approx(numeric, rel=1e-4)

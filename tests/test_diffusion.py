@@ -485,3 +485,42 @@ def test_diffusion_model_reloads_and_accepts_float64_pairs(tmp_path):
 def test_bad_inputs_name_the_argument(call, name):
     with pytest.raises((ValueError, TypeError), match=rf"\b{name}\b"):
         call()
+
+
+@pytest.mark.parametrize("channels, groups", [(16, 8), (12, 4), (8, 8), (6, 1)])
+def test_image_group_norm_is_keras_group_normalization(channels, groups):
+    # a NumPy float64 reference and Keras's own layer, with the same random weights, on
+    # inputs whose mean is far from 0; gradients against Keras's layer
+    rng = np.random.default_rng(channels + groups)
+    x = (3.0 + 2.0 * rng.standard_normal((5, 7, 6, channels))).astype("float32")
+    ours = d.ImageGroupNorm(groups)
+    keras_layer = keras.layers.GroupNormalization(groups)
+    ours.build(x.shape)
+    keras_layer.build(x.shape)
+    gamma, beta = rng.normal(1, 0.3, channels), rng.normal(0, 0.3, channels)
+    for layer in (ours, keras_layer):
+        layer.set_weights([gamma.astype("float32"), beta.astype("float32")])
+    grouped = x.astype(np.float64).reshape(5, 7, 6, groups, channels // groups)
+    mean = grouped.mean(axis=(1, 2, 4), keepdims=True)
+    var = grouped.var(axis=(1, 2, 4), keepdims=True)
+    expected = ((grouped - mean) / np.sqrt(var + keras_layer.epsilon)).reshape(x.shape)
+    expected = expected * gamma + beta
+    np.testing.assert_allclose(np.asarray(ours(x)), expected, rtol=1e-5, atol=1e-5)
+    upstream = rng.standard_normal(x.shape).astype("float32")
+    grads = []
+    for layer in (ours, keras_layer):
+        inputs = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(layer(inputs) * upstream)
+        grads.append([np.asarray(g) for g in tape.gradient(
+            loss, [inputs, *layer.trainable_weights])])
+    for ours_grad, keras_grad in zip(*grads, strict=True):
+        np.testing.assert_allclose(ours_grad, keras_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_image_group_norm_bad_input():
+    with pytest.raises(ValueError, match="ImageGroupNorm takes images"):
+        d.ImageGroupNorm(2)(np.zeros((3, 4), "float32"))
+    with pytest.raises(ValueError, match="ImageGroupNorm takes images"):
+        d.ImageGroupNorm(2, axis=1)(np.zeros((3, 4, 4, 2), "float32"))

@@ -102,12 +102,18 @@ class PeriodicPad2D(layers.Layer):
 class _StageNet(layers.Layer):
     """Periodic 3x3 conv, scaled and shifted per channel by z (FiLM) -> ReLU -> periodic
     3x3 conv -> ReLU -> 1x1 conv, times a z-dependent gain exp(g(z)): an inverse
-    temperature can then scale the coupling to the known neighbours directly."""
+    temperature can then scale the coupling to the known neighbours directly.
+
+    Both convolutions are periodic, but only the input is padded, by two sites: the first
+    convolution then already yields its output with the one-site periodic border that the
+    second needs (a periodic convolution commutes with periodic padding). The same function
+    as padding before each convolution, without copying the wide hidden layer into a padded
+    one (and its gradient back out of it)."""
 
     def __init__(self, channels=16, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
-        self.pad = PeriodicPad2D(1)
+        self.pad = PeriodicPad2D(2)
         self.conv1 = layers.Conv2D(channels, 3)
         self.film = layers.Dense(2 * channels)
         self.conv2 = layers.Conv2D(channels, 3, activation="relu")
@@ -118,8 +124,8 @@ class _StageNet(layers.Layer):
         """Logits for ``y`` given ``z``; ``z_gain``, a copy of ``z`` for the gain (see
         :func:`fan_out`), defaults to ``z``."""
         scale, shift = ops.split(self.film(z)[:, None, None, :], 2, axis=-1)
-        h = self.conv1(self.pad(y)) * (1.0 + scale) + shift
-        h = self.conv2(self.pad(ops.relu(h)))
+        h = self.conv1(self.pad(y)) * (1.0 + scale) + shift  # (n + 2) x (n + 2): bordered
+        h = self.conv2(ops.relu(h))
         gain = self.gain(z if z_gain is None else z_gain)
         return self.out(h)[..., 0] * ops.exp(gain)[:, :, None]
 
