@@ -297,16 +297,20 @@ def _numpy_nll(decoder, z, x, values=None):
     return total
 
 
+def _random_decoder_and_batch(L, base, split, n, rng):
+    """A decoder with random weights N(0, 0.5^2), ``n`` fair-coin configurations, their z."""
+    decoder = checkerboard.CheckerboardDecoder(L, latent_dim=2, base_stride=base, channels=4,
+                                               split_centres=split)
+    for weights in decoder.weights:
+        weights.assign(rng.normal(0, 0.5, weights.shape).astype("float32"))
+    x = (rng.random((n, L, L, 1)) < 0.5).astype("float32")
+    return decoder, x, rng.normal(size=(n, 2)).astype("float32")
+
+
 @pytest.mark.parametrize("L, base, split", [(8, 4, False), (8, 4, True), (16, 8, True),
                                             (12, 4, True)])
 def test_nll_matches_every_stage_evaluated_on_its_whole_grid(L, base, split):
-    decoder = checkerboard.CheckerboardDecoder(L, latent_dim=2, base_stride=base, channels=4,
-                                               split_centres=split)
-    rng = np.random.default_rng(3)
-    for weights in decoder.weights:
-        weights.assign(rng.normal(0, 0.5, weights.shape).astype("float32"))
-    x = (rng.random((6, L, L, 1)) < 0.5).astype("float32")
-    z = rng.normal(size=(6, 2)).astype("float32")
+    decoder, x, z = _random_decoder_and_batch(L, base, split, 6, np.random.default_rng(3))
     np.testing.assert_allclose(np.asarray(decoder.nll(z, x)), _numpy_nll(decoder, z, x),
                                rtol=1e-5)
 
@@ -316,13 +320,8 @@ def test_nll_gradient_matches_central_differences_of_the_whole_grid_reference(L,
     # the stage networks pad their input once and take the second convolution's periodic
     # border from the first; the gradient must still count each site once, as the reference
     # that pads before every convolution does
-    decoder = checkerboard.CheckerboardDecoder(L, latent_dim=2, base_stride=base, channels=4,
-                                               split_centres=split)
     rng = np.random.default_rng(5)
-    for weights in decoder.weights:
-        weights.assign(rng.normal(0, 0.5, weights.shape).astype("float32"))
-    x = (rng.random((4, L, L, 1)) < 0.5).astype("float32")
-    z = rng.normal(size=(4, 2)).astype("float32")
+    decoder, x, z = _random_decoder_and_batch(L, base, split, 4, rng)
     variables = decoder.trainable_weights
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(decoder.nll(z, x))
