@@ -322,3 +322,44 @@ def test_average_log_likelihood_takes_an_integer_log_z():
     x = v[[0, 5, 9]]
     expected = np.mean(np.logaddexp.reduce(neg_energy, axis=1)[[0, 5, 9]]) - 3
     assert partition.average_log_likelihood(model, x, 3) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("k, persistent", [(1, False), (2, False), (1, True)])
+def test_a_training_step_follows_the_cd_gradient_and_reports_the_start_weights_metrics(
+        k, persistent):
+    # one SGD step against NumPy: the negative samples come from a twin with the same seed
+    # (the same Gibbs draws); both reported metrics belong to the weights the step starts from
+    rng = np.random.default_rng(3)
+    models = []
+    for _ in range(2):
+        model = rbm_lib.RBM(n_visible=10, n_hidden=6, k=k, persistent=persistent, n_chains=5,
+                            weight_decay=0.01, seed=4)
+        model.W.assign(rng.normal(0, 1, (10, 6)).astype("float32"))
+        model.b.assign(rng.normal(0, 1, 10).astype("float32"))
+        model.c.assign(rng.normal(0, 1, 6).astype("float32"))
+        model.chains.assign(rng.integers(0, 2, (5, 10)).astype("float32"))
+        models.append(model)
+        rng = np.random.default_rng(3)  # the twin gets the same weights and chains
+    model, twin = models
+    v0 = np.random.default_rng(5).integers(0, 2, (8, 10)).astype(np.float32)
+    vk = twin.chains.numpy() if persistent else v0
+    for _ in range(k):
+        vk = twin.gibbs_step(vk)[0].numpy()
+    W, b, c = (np.asarray(t.numpy(), np.float64) for t in (model.W, model.b, model.c))
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    free_energy = lambda v: -v @ b - np.logaddexp(0, v @ W + c).sum(axis=1)  # noqa: E731
+    p0, pk = sigmoid(v0 @ W + c), sigmoid(vk @ W + c)
+    grad_w = -v0.T @ p0 / len(v0) + vk.T @ pk / len(vk) + 0.01 * W
+    grad_b = -v0.mean(axis=0) + vk.mean(axis=0)
+    grad_c = -p0.mean(axis=0) + pk.mean(axis=0)
+    reconstruction = ((v0 - sigmoid(p0 @ W.T + b)) ** 2).sum(axis=1).mean()
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    logs = model.train_on_batch(v0, return_dict=True)
+    for variable, start, grad in ((model.W, W, grad_w), (model.b, b, grad_b),
+                                  (model.c, c, grad_c)):
+        np.testing.assert_allclose(variable.numpy(), start - 0.5 * grad, rtol=1e-5, atol=1e-6)
+    assert logs["free_energy_gap"] == pytest.approx(
+        free_energy(v0).mean() - free_energy(vk).mean(), rel=1e-5)
+    assert logs["reconstruction_error"] == pytest.approx(reconstruction, rel=1e-5)
+    if persistent:
+        np.testing.assert_array_equal(model.chains.numpy(), vk)

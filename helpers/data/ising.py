@@ -72,7 +72,8 @@ def _check_spins(spins) -> np.ndarray:
     s = np.asarray(spins)
     if s.ndim < 2 or s.shape[-1] != s.shape[-2] or s.shape[-1] == 0:
         raise ValueError(f"spins must have shape (..., L, L) with L >= 1, got {s.shape}")
-    if not np.isin(s, (-1, 1)).all():
+    # two comparisons: np.isin takes seconds per million int8 spins
+    if not ((s == 1) | (s == -1)).all():
         raise ValueError("spins must hold only -1 and +1 (convert 0/1 bits with 2 * bits - 1)")
     return s
 
@@ -88,9 +89,9 @@ def _check_energies(energies, name) -> None:
 # ---------------------------------------------------------------- observables
 def energy_per_spin(spins) -> np.ndarray:
     """Energy per spin of each configuration in ``spins`` (shape (..., L, L), values +-1)."""
-    s = _check_spins(spins).astype(np.int32)
+    s = _check_spins(spins).astype(np.int8, copy=False)  # +-1; each bond term in -2..2
     bonds = s * (np.roll(s, -1, axis=-1) + np.roll(s, -1, axis=-2))
-    return -bonds.sum(axis=(-2, -1)) / (s.shape[-1] * s.shape[-2])
+    return -bonds.sum(axis=(-2, -1), dtype=np.int64) / (s.shape[-1] * s.shape[-2])
 
 
 def magnetization(spins) -> np.ndarray:

@@ -82,9 +82,11 @@ class RBM(keras.Model):
         u = keras.random.uniform(ops.shape(p), seed=self.seed_generator)
         return ops.cast(u < p, p.dtype)
 
-    def gibbs_step(self, v):
-        """One v -> h -> v sweep; returns the new visible sample and its probabilities."""
-        p_v = self.visible_probs(self._bernoulli(self.hidden_probs(v)))
+    def gibbs_step(self, v, p_h=None):
+        """One v -> h -> v sweep; returns the new visible sample and its probabilities.
+        ``p_h``: p(h | v), when already computed."""
+        p_h = self.hidden_probs(v) if p_h is None else p_h
+        p_v = self.visible_probs(self._bernoulli(p_h))
         return self._bernoulli(p_v), p_v
 
     def free_energy(self, v):
@@ -92,8 +94,11 @@ class RBM(keras.Model):
         v = ops.convert_to_tensor(v, dtype=self.W.dtype)  # NumPy * variable would be constant
         if v.shape[-1] is not None and v.shape[-1] != self.n_visible:
             raise ValueError(f"v must have shape (n, {self.n_visible}), got {tuple(v.shape)}")
-        return -ops.sum(v * self.b, axis=-1) - ops.sum(
-            ops.softplus(ops.matmul(v, self.W) + self.c), axis=-1)
+        return self._free_energy(v, ops.matmul(v, self.W) + self.c)
+
+    def _free_energy(self, v, pre):
+        """F(v) from the hidden units' inputs ``pre`` = c + v.W."""
+        return -ops.sum(v * self.b, axis=-1) - ops.sum(ops.softplus(pre), axis=-1)
 
     def call(self, v, training=False):
         """Mean-field reconstruction p(v | h = p(h | v))."""
@@ -113,28 +118,35 @@ class RBM(keras.Model):
 
     def train_step(self, data):
         v0 = self._batch(data)
-        vk = self.chains if self.persistent else v0
-        for _ in range(self.k):
-            vk, _ = self.gibbs_step(vk)
-        vk = ops.stop_gradient(vk)
         # n log p(v_i | v_-i) for one pixel per example, with the weights the step starts from;
         # the pixels come from their own stateless stream, so the training draws are unchanged
         step_seed = ops.stack([ops.convert_to_tensor(self.seed or 0, "int64"),
                                ops.cast(self.optimizer.iterations, "int64")])
         pixels = tf.random.stateless_uniform(ops.shape(v0)[:1], step_seed, minval=0,
                                              maxval=self.n_visible, dtype="int32")
-        pll = self._pseudo_log_likelihood(v0, pixels)
         with tf.GradientTape() as tape:
-            gap = ops.mean(self.free_energy(v0)) - ops.mean(self.free_energy(vk))
+            # the hidden inputs of the data, computed once: the loss, the first Gibbs sweep of
+            # CD-k and both reported metrics use them
+            pre0 = ops.matmul(v0, self.W) + self.c
+            p_h0 = ops.sigmoid(pre0)
+            vk, p_h = (self.chains, None) if self.persistent else (v0, p_h0)
+            for _ in range(self.k):
+                vk, _ = self.gibbs_step(vk, p_h)
+                p_h = None
+            vk = ops.stop_gradient(vk)
+            f0 = self._free_energy(v0, pre0)
+            gap = ops.mean(f0) - ops.mean(self.free_energy(vk))
             loss = gap + 0.5 * self.weight_decay * ops.sum(ops.square(self.W))
+        # both metrics with the weights the step starts from, read before the update
+        pll = self._pseudo_log_likelihood(v0, pixels, pre0)
+        reconstruction = ops.sum(ops.square(v0 - self.visible_probs(p_h0)), axis=-1)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
         if self.persistent:
             self.chains.assign(vk)
         self.gap_tracker.update_state(gap)
         self.pll_tracker.update_state(pll)
-        self.reconstruction_tracker.update_state(
-            ops.sum(ops.square(v0 - self(v0)), axis=-1))
+        self.reconstruction_tracker.update_state(reconstruction)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
@@ -145,10 +157,15 @@ class RBM(keras.Model):
         self.pll_tracker.update_state(self._pseudo_log_likelihood(v, pixels))
         return {m.name: m.result() for m in self.metrics[1:]}
 
-    def _pseudo_log_likelihood(self, v, pixels):
-        flip = ops.one_hot(pixels, self.n_visible, dtype=v.dtype)
-        flipped = v + flip * (1.0 - 2.0 * v)
-        return self.n_visible * ops.log_sigmoid(self.free_energy(flipped) - self.free_energy(v))
+    def _pseudo_log_likelihood(self, v, pixels, pre=None):
+        # flipping pixel i by s = 1 - 2 v_i moves the hidden inputs by s W_i and -b.v by
+        # -s b_i, so F(v') - F(v) needs no second product with W
+        pre = ops.matmul(v, self.W) + self.c if pre is None else pre
+        sign = 1.0 - 2.0 * ops.take_along_axis(v, pixels[:, None], axis=1)
+        shifted = pre + sign * ops.take(self.W, pixels, axis=0)
+        gap = (-sign[:, 0] * ops.take(self.b, pixels)
+               - ops.sum(ops.softplus(shifted) - ops.softplus(pre), axis=-1))
+        return self.n_visible * ops.log_sigmoid(gap)
 
     def check_binary(self, x, name="x", binarize=False, seed=None) -> np.ndarray:
         """Return ``x`` as float32 0/1 data of the right width; non-binary values raise
