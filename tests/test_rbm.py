@@ -3,7 +3,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from helpers.evaluation import partition
 from helpers.infra import config
@@ -329,9 +329,9 @@ def test_a_training_step_follows_the_cd_gradient_and_reports_the_start_weights_m
         k, persistent):
     # one SGD step against NumPy: the negative samples come from a twin with the same seed
     # (the same Gibbs draws); both reported metrics belong to the weights the step starts from
-    rng = np.random.default_rng(3)
     models = []
-    for _ in range(2):
+    for _ in range(2):  # the model and its twin: the same weights, chains and seed
+        rng = np.random.default_rng(3)
         model = rbm_lib.RBM(n_visible=10, n_hidden=6, k=k, persistent=persistent, n_chains=5,
                             weight_decay=0.01, seed=4)
         model.W.assign(rng.normal(0, 1, (10, 6)).astype("float32"))
@@ -339,20 +339,18 @@ def test_a_training_step_follows_the_cd_gradient_and_reports_the_start_weights_m
         model.c.assign(rng.normal(0, 1, 6).astype("float32"))
         model.chains.assign(rng.integers(0, 2, (5, 10)).astype("float32"))
         models.append(model)
-        rng = np.random.default_rng(3)  # the twin gets the same weights and chains
     model, twin = models
     v0 = np.random.default_rng(5).integers(0, 2, (8, 10)).astype(np.float32)
     vk = twin.chains.numpy() if persistent else v0
     for _ in range(k):
         vk = twin.gibbs_step(vk)[0].numpy()
     W, b, c = (np.asarray(t.numpy(), np.float64) for t in (model.W, model.b, model.c))
-    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
     free_energy = lambda v: -v @ b - np.logaddexp(0, v @ W + c).sum(axis=1)  # noqa: E731
-    p0, pk = sigmoid(v0 @ W + c), sigmoid(vk @ W + c)
+    p0, pk = special.expit(v0 @ W + c), special.expit(vk @ W + c)
     grad_w = -v0.T @ p0 / len(v0) + vk.T @ pk / len(vk) + 0.01 * W
     grad_b = -v0.mean(axis=0) + vk.mean(axis=0)
     grad_c = -p0.mean(axis=0) + pk.mean(axis=0)
-    reconstruction = ((v0 - sigmoid(p0 @ W.T + b)) ** 2).sum(axis=1).mean()
+    reconstruction = ((v0 - special.expit(p0 @ W.T + b)) ** 2).sum(axis=1).mean()
     model.compile(optimizer=keras.optimizers.SGD(0.5))
     logs = model.train_on_batch(v0, return_dict=True)
     for variable, start, grad in ((model.W, W, grad_w), (model.b, b, grad_b),
